@@ -1,0 +1,172 @@
+/*
+ * internal.h - shared between libmuproc's source files, never installed.
+ *
+ * One concept per file: atom.c (atom table, which also holds the name
+ * registries), handle.c (Lisp-object handles), msg.c (mumsgs), proc.c
+ * (process table and exits), registry.c (registered port names),
+ * mailbox.c (send, receive, priority lane), worker.c (threads that run
+ * muprocs), runtime.c (init, shutdown, stats, clock), error.c, version.c.
+ */
+#ifndef MUPROC_INTERNAL_H
+#define MUPROC_INTERNAL_H
+
+#include "muproc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* ---- messages ---------------------------------------------------- */
+
+/* A pair is 16 bytes: key, type, and an 8-byte value.  Strings and
+ * binaries live in the message's byte area at OFF, LEN bytes long. */
+struct pair {
+  muproc_atom_t key;
+  uint32_t type;
+  union {
+    int64_t i;
+    double d;
+    uint64_t u; /* atom, pid, ref, handle */
+    struct {
+      uint32_t off;
+      uint32_t len;
+    } bytes;
+  } v;
+};
+
+struct muproc_msg_s {
+  struct muproc_msg_s *next; /* inbox stack link, then queue link */
+  struct muproc_msg_s *prev; /* queue link (receiver-owned list) */
+  muproc_pid_t sender;
+  uint32_t kind;
+  uint32_t npairs, cap_pairs;
+  struct pair *pairs; /* points into inline storage until it grows */
+  char *bytes;        /* likewise */
+  size_t nbytes, cap_bytes;
+  bool heap_pairs, heap_bytes; /* grown out of the inline storage */
+  /* Inline storage follows: cap_pairs pairs, then cap_bytes bytes, so
+   * a message whose size is known up front is a single allocation. */
+  struct pair storage[];
+};
+
+/* ---- mailbox ----------------------------------------------------- */
+
+/* A list owned by the receiver: doubly linked for O(1) removal of a
+ * message taken from the middle by a selective receive. */
+struct msg_list {
+  muproc_msg_t *head, *tail;
+};
+
+struct mailbox {
+  /* Senders push onto these lock-free LIFO stacks; the receiver takes a
+   * whole stack at once and appends it, reversed, to its own list. */
+  _Atomic(muproc_msg_t *) inbox;
+  _Atomic(muproc_msg_t *) signal_inbox;
+  struct msg_list queue;   /* receiver only */
+  struct msg_list signals; /* receiver only */
+  _Atomic int64_t count;   /* ordinary messages queued anywhere */
+  _Atomic int64_t nsignals;
+  uint32_t capacity;       /* 0: unbounded */
+  /* Sleeping: the receiver sets WAITING, re-checks the stacks, then
+   * sleeps on WAKE; a sender that sees WAITING sets WAKE and wakes it.
+   * Senders never make a syscall while the receiver is not asleep. */
+  _Atomic int waiting;
+  _Atomic int wake;
+};
+
+void mailbox_init(struct mailbox *mb, uint32_t capacity);
+/* Free every queued message and signal (receiver gone). */
+void mailbox_discard(struct mailbox *mb);
+/* Push onto the ordinary or the signal stack and wake the receiver. */
+void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal);
+
+/* ---- processes --------------------------------------------------- */
+
+/* The stamp packs the slot's serial and state so that a sender reads
+ * both in one atomic load: a slot can't be seen alive under a stale
+ * serial. */
+#define STAMP(serial, state) (((uint64_t)(serial) << 32) | (uint32_t)(state))
+#define STAMP_SERIAL(s) ((uint32_t)((s) >> 32))
+#define STAMP_STATE(s) ((int)((s)&0xffffffffu))
+
+struct proc {
+  _Atomic uint64_t stamp;
+  /* Senders between their stamp check and their push; exit waits for
+   * this to drop to 0 so no message lands after the process exited. */
+  _Atomic uint32_t inflight;
+  pthread_mutex_t lock; /* exits, names, reason */
+  int kind;
+  muproc_atom_t name;
+  muproc_atom_t *ports; /* registered port names, under lock */
+  uint32_t nports, cap_ports;
+  int reason_type;
+  uint64_t reason_value;
+  muproc_fn_t c_fn; /* C muprocs only */
+  void *c_arg;
+  uint32_t next_free;
+  struct mailbox mbox;
+};
+
+/* The live-or-exited process for PID, or NULL. */
+struct proc *proc_lookup(muproc_pid_t pid);
+/* Begin a send to PID: returns the process with its inflight count
+ * raised if it accepts messages, else NULL.  Pair with proc_send_end. */
+struct proc *proc_send_begin(muproc_pid_t pid);
+void proc_send_end(struct proc *p);
+muproc_pid_t proc_pid(const struct proc *p);
+int proc_table_init(uint32_t max_procs);
+void proc_table_free(void);
+/* Release a process's ports under its lock (called by exit). */
+void registry_release_all(struct proc *p);
+
+extern _Thread_local muproc_pid_t muproc_tls_self;
+
+/* ---- atoms and the name slots they carry --------------------------- */
+
+/* Each atom can name one live process (its muproc name) and one
+ * registered port; both slots hold a pid or 0 and live in the atom
+ * table, so lookups are a single atomic load. */
+enum { NAME_PROC = 0, NAME_PORT = 1 };
+_Atomic(muproc_pid_t) *atom_name_slot(muproc_atom_t atom, int which);
+int atom_table_init(void);
+void atom_table_free(void);
+
+/* ---- handles ----------------------------------------------------- */
+
+int handle_table_init(void);
+void handle_table_free(void);
+int handle_new(uint64_t *out);
+void handle_retain(uint64_t h);
+void handle_release(uint64_t h);
+
+/* ---- workers ----------------------------------------------------- */
+
+int worker_init(uint32_t thread_cap);
+/* Wake parked workers for shutdown and join C workers; returns
+ * MUPROC_EBUSY if worker threads are still running. */
+int worker_shutdown(void);
+void worker_free(void);
+
+/* ---- runtime ----------------------------------------------------- */
+
+struct runtime {
+  _Atomic int initialized;
+  _Atomic int shutting_down;
+  uint32_t creation;
+  _Atomic int64_t procs;
+  _Atomic int64_t threads;
+  _Atomic int64_t parked;
+  _Atomic int64_t handles;
+  _Atomic int64_t messages;
+  _Atomic int64_t atoms;
+  _Atomic int64_t registered;
+  _Atomic uint64_t next_ref;
+};
+extern struct runtime muproc_rt;
+
+/* Deadline waits on a 32-bit word (futex): returns 0 when woken or the
+ * word differs from EXPECTED, MUPROC_ETIMEDOUT when DEADLINE passed. */
+int wait_on_word(_Atomic int *word, int expected, int64_t deadline);
+void wake_word(_Atomic int *word, int count);
+
+#endif /* MUPROC_INTERNAL_H */

@@ -1,0 +1,237 @@
+/* mailbox.c - sending, selective receive and the priority lane.
+ *
+ * Many senders, one receiver.  A sender pushes onto a lock-free stack
+ * (one compare-and-swap) and makes a syscall only when the receiver is
+ * asleep.  The receiver moves whole stacks into its own doubly linked
+ * queue and walks it with a cursor: a receive that wakes up examines only
+ * what arrived after the last message it rejected, never the whole
+ * mailbox again. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+void mailbox_init(struct mailbox *mb, uint32_t capacity) {
+  atomic_store(&mb->inbox, NULL);
+  atomic_store(&mb->signal_inbox, NULL);
+  mb->queue.head = mb->queue.tail = NULL;
+  mb->signals.head = mb->signals.tail = NULL;
+  atomic_store(&mb->count, 0);
+  atomic_store(&mb->nsignals, 0);
+  mb->capacity = capacity;
+  atomic_store(&mb->waiting, 0);
+  atomic_store(&mb->wake, 0);
+}
+
+static void free_chain(muproc_msg_t *m) {
+  while (m) {
+    muproc_msg_t *next = m->next;
+    muproc_msg_free(m);
+    m = next;
+  }
+}
+
+void mailbox_discard(struct mailbox *mb) {
+  free_chain(atomic_exchange(&mb->inbox, NULL));
+  free_chain(atomic_exchange(&mb->signal_inbox, NULL));
+  free_chain(mb->queue.head);
+  free_chain(mb->signals.head);
+  mb->queue.head = mb->queue.tail = NULL;
+  mb->signals.head = mb->signals.tail = NULL;
+  atomic_store(&mb->count, 0);
+  atomic_store(&mb->nsignals, 0);
+}
+
+void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal) {
+  _Atomic(muproc_msg_t *) *stack = signal ? &mb->signal_inbox : &mb->inbox;
+  muproc_msg_t *head = atomic_load_explicit(stack, memory_order_relaxed);
+  do
+    msg->next = head;
+  while (!atomic_compare_exchange_weak_explicit(
+      stack, &head, msg, memory_order_seq_cst, memory_order_relaxed));
+  /* Pairs with the receiver's store to WAITING and re-check of the
+   * stacks (both seq_cst): either it sees our message or we see it
+   * waiting.  Only the first sender to flip WAKE pays for the syscall. */
+  if (atomic_load(&mb->waiting) && atomic_exchange(&mb->wake, 1) == 0)
+    wake_word(&mb->wake, 1);
+}
+
+/* Move a sender stack into a receiver list, oldest first. */
+static bool drain(_Atomic(muproc_msg_t *) *stack, struct msg_list *list) {
+  muproc_msg_t *m = atomic_exchange(stack, NULL);
+  if (!m)
+    return false;
+  muproc_msg_t *first = NULL;
+  while (m) { /* reverse the LIFO chain */
+    muproc_msg_t *next = m->next;
+    m->next = first;
+    first = m;
+    m = next;
+  }
+  for (m = first; m; m = m->next) {
+    m->prev = list->tail;
+    if (list->tail)
+      list->tail->next = m;
+    else
+      list->head = m;
+    list->tail = m;
+  }
+  return true;
+}
+
+static void unlink_msg(struct msg_list *list, muproc_msg_t *m) {
+  if (m->prev)
+    m->prev->next = m->next;
+  else
+    list->head = m->next;
+  if (m->next)
+    m->next->prev = m->prev;
+  else
+    list->tail = m->prev;
+  m->next = m->prev = NULL;
+}
+
+static int deliver(muproc_pid_t to, muproc_msg_t *msg, int kind) {
+  if (!msg)
+    return MUPROC_EINVAL;
+  struct proc *p = proc_send_begin(to);
+  if (!p)
+    return MUPROC_ESRCH;
+  struct mailbox *mb = &p->mbox;
+  bool signal = kind != MUPROC_K_MESSAGE;
+  if (signal) {
+    atomic_fetch_add(&mb->nsignals, 1);
+  } else if (mb->capacity) {
+    /* Reserve a place first: a full mailbox refuses the newcomer and
+     * keeps everything already queued. */
+    if (atomic_fetch_add(&mb->count, 1) >= mb->capacity) {
+      atomic_fetch_sub(&mb->count, 1);
+      proc_send_end(p);
+      return MUPROC_EFULL;
+    }
+  } else {
+    atomic_fetch_add_explicit(&mb->count, 1, memory_order_relaxed);
+  }
+  msg->sender = muproc_tls_self;
+  msg->kind = (uint32_t)kind;
+  msg->prev = NULL;
+  mailbox_push(mb, msg, signal);
+  proc_send_end(p);
+  return 0;
+}
+
+int muproc_send(muproc_pid_t to, muproc_msg_t *msg) {
+  return deliver(to, msg, MUPROC_K_MESSAGE);
+}
+
+int muproc_signal_send(muproc_pid_t to, int kind, muproc_msg_t *msg) {
+  if (kind < MUPROC_K_EXIT || kind > MUPROC_K_INTERRUPT)
+    return MUPROC_EINVAL;
+  return deliver(to, msg, kind);
+}
+
+static bool passes(const muproc_msg_t *m, const uint32_t *filter) {
+  if (!filter)
+    return true;
+  const uint32_t *set = filter + 1;
+  for (uint32_t s = 0; s < filter[0]; s++) {
+    uint32_t len = set[0];
+    bool all = true;
+    for (uint32_t k = 0; all && k < len; k++) {
+      bool found = false;
+      for (uint32_t i = 0; !found && i < m->npairs; i++)
+        found = m->pairs[i].key == set[1 + k];
+      all = found;
+    }
+    if (all)
+      return true;
+    set += 1 + len;
+  }
+  return false;
+}
+
+/* The receiver's own process, or NULL if the caller is not it. */
+static struct proc *receiver(muproc_pid_t self, int *rc) {
+  struct proc *p = proc_lookup(self);
+  if (!p)
+    *rc = MUPROC_ESRCH;
+  else if (muproc_tls_self != self)
+    *rc = MUPROC_EPERM, p = NULL;
+  return p;
+}
+
+int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
+                const uint32_t *filter, int64_t deadline,
+                muproc_msg_t **out) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!out)
+    return MUPROC_EINVAL;
+  struct mailbox *mb = &p->mbox;
+  /* LAST is the newest message already examined; scanning resumes
+   * after it, so nothing is looked at twice by this call. */
+  muproc_msg_t *last = after;
+  for (;;) {
+    if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) > 0) {
+      drain(&mb->signal_inbox, &mb->signals);
+      muproc_msg_t *sig = mb->signals.head;
+      if (sig) {
+        unlink_msg(&mb->signals, sig);
+        atomic_fetch_sub(&mb->nsignals, 1);
+        *out = sig;
+        return MUPROC_SIGNALLED;
+      }
+    }
+    muproc_msg_t *m = last ? last->next : mb->queue.head;
+    for (; m; m = m->next) {
+      if (passes(m, filter)) {
+        *out = m;
+        return 0;
+      }
+      last = m;
+    }
+    if (drain(&mb->inbox, &mb->queue))
+      continue;
+    if (deadline == MUPROC_NOWAIT)
+      return MUPROC_ETIMEDOUT;
+    atomic_store(&mb->wake, 0);
+    atomic_store(&mb->waiting, 1);
+    if (atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox)) {
+      atomic_store(&mb->waiting, 0);
+      continue;
+    }
+    rc = wait_on_word(&mb->wake, 0, deadline);
+    atomic_store(&mb->waiting, 0);
+    if (rc == MUPROC_ETIMEDOUT && !atomic_load(&mb->inbox) &&
+        !atomic_load(&mb->signal_inbox))
+      return MUPROC_ETIMEDOUT;
+  }
+}
+
+int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!msg || msg->kind != MUPROC_K_MESSAGE)
+    return MUPROC_EINVAL;
+  unlink_msg(&p->mbox.queue, msg);
+  atomic_fetch_sub(&p->mbox.count, 1);
+  return 0;
+}
+
+int64_t muproc_mbox_count(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? atomic_load(&p->mbox.count) : MUPROC_ESRCH;
+}
+
+int64_t muproc_mbox_signal_count(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? atomic_load(&p->mbox.nsignals) : MUPROC_ESRCH;
+}
+
+int64_t muproc_mbox_capacity(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? (int64_t)p->mbox.capacity : MUPROC_ESRCH;
+}

@@ -1,0 +1,261 @@
+/* msg.c - building and reading mumsgs.
+ *
+ * A message is one allocation when its size is known up front (the Lisp
+ * side always knows it): header, pairs and byte area together.  Only a
+ * builder that outgrows its hints pays for separate arrays. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PAIRS (1u << 20)
+#define MAX_BYTES ((size_t)1 << 31)
+
+muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
+  if (npairs > MAX_PAIRS || nbytes > MAX_BYTES)
+    return NULL;
+  muproc_msg_t *m = malloc(sizeof *m + npairs * sizeof(struct pair) + nbytes);
+  if (!m)
+    return NULL;
+  m->next = m->prev = NULL;
+  m->sender = 0;
+  m->kind = MUPROC_K_MESSAGE;
+  m->npairs = 0;
+  m->cap_pairs = npairs;
+  m->pairs = m->storage;
+  m->bytes = (char *)(m->storage + npairs);
+  m->nbytes = 0;
+  m->cap_bytes = nbytes;
+  m->heap_pairs = m->heap_bytes = false;
+  atomic_fetch_add_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
+  return m;
+}
+
+void muproc_msg_free(muproc_msg_t *m) {
+  if (!m)
+    return;
+  for (uint32_t i = 0; i < m->npairs; i++)
+    if (m->pairs[i].type == MUPROC_T_HANDLE)
+      handle_release(m->pairs[i].v.u);
+  if (m->heap_pairs)
+    free(m->pairs);
+  if (m->heap_bytes)
+    free(m->bytes);
+  free(m);
+  atomic_fetch_sub_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
+}
+
+static struct pair *append_pair(muproc_msg_t *m, muproc_atom_t key,
+                                uint32_t type) {
+  if (key == 0 || !m)
+    return NULL;
+  if (m->npairs == m->cap_pairs) {
+    uint32_t cap = m->cap_pairs ? m->cap_pairs * 2 : 4;
+    if (cap > MAX_PAIRS)
+      return NULL;
+    struct pair *pairs = malloc(cap * sizeof *pairs);
+    if (!pairs)
+      return NULL;
+    memcpy(pairs, m->pairs, m->npairs * sizeof *pairs);
+    if (m->heap_pairs)
+      free(m->pairs);
+    m->pairs = pairs;
+    m->cap_pairs = cap;
+    m->heap_pairs = true;
+  }
+  struct pair *p = &m->pairs[m->npairs++];
+  p->key = key;
+  p->type = type;
+  p->v.u = 0;
+  return p;
+}
+
+/* Each put reports a missing key or message as EINVAL and a failed
+ * allocation as ENOMEM; append_pair can't tell them apart by itself. */
+#define PUT(m, key, type)                                                     \
+  struct pair *p = append_pair(m, key, type);                                 \
+  if (!p)                                                                     \
+    return (key == 0 || !m) ? MUPROC_EINVAL : MUPROC_ENOMEM
+
+int muproc_msg_put_nil(muproc_msg_t *m, muproc_atom_t key) {
+  PUT(m, key, MUPROC_T_NIL);
+  (void)p;
+  return 0;
+}
+
+int muproc_msg_put_int(muproc_msg_t *m, muproc_atom_t key, int64_t value) {
+  PUT(m, key, MUPROC_T_INT);
+  p->v.i = value;
+  return 0;
+}
+
+int muproc_msg_put_double(muproc_msg_t *m, muproc_atom_t key, double value) {
+  PUT(m, key, MUPROC_T_DOUBLE);
+  p->v.d = value;
+  return 0;
+}
+
+int muproc_msg_put_atom(muproc_msg_t *m, muproc_atom_t key,
+                        muproc_atom_t value) {
+  if (value == 0)
+    return MUPROC_EINVAL;
+  PUT(m, key, MUPROC_T_ATOM);
+  p->v.u = value;
+  return 0;
+}
+
+int muproc_msg_put_pid(muproc_msg_t *m, muproc_atom_t key,
+                       muproc_pid_t value) {
+  PUT(m, key, MUPROC_T_PID);
+  p->v.u = value;
+  return 0;
+}
+
+int muproc_msg_put_ref(muproc_msg_t *m, muproc_atom_t key, uint64_t value) {
+  PUT(m, key, MUPROC_T_REF);
+  p->v.u = value;
+  return 0;
+}
+
+/* Copy LEN bytes plus a NUL into the byte area; returns the offset or
+ * -1 on allocation failure. */
+static int64_t store_bytes(muproc_msg_t *m, const void *bytes, size_t len) {
+  size_t need = m->nbytes + len + 1;
+  if (need > MAX_BYTES)
+    return -1;
+  if (need > m->cap_bytes) {
+    size_t cap = m->cap_bytes ? m->cap_bytes * 2 : 64;
+    while (cap < need)
+      cap *= 2;
+    char *area = malloc(cap);
+    if (!area)
+      return -1;
+    memcpy(area, m->bytes, m->nbytes);
+    if (m->heap_bytes)
+      free(m->bytes);
+    m->bytes = area;
+    m->cap_bytes = cap;
+    m->heap_bytes = true;
+  }
+  int64_t off = (int64_t)m->nbytes;
+  if (len)
+    memcpy(m->bytes + off, bytes, len);
+  m->bytes[off + len] = '\0';
+  m->nbytes = need;
+  return off;
+}
+
+static int put_bytes(muproc_msg_t *m, muproc_atom_t key, uint32_t type,
+                     const void *bytes, size_t len) {
+  if (!bytes && len)
+    return MUPROC_EINVAL;
+  if (len > UINT32_MAX)
+    return MUPROC_ENOMEM;
+  PUT(m, key, type);
+  int64_t off = store_bytes(m, bytes, len);
+  if (off < 0) {
+    m->npairs--;
+    return MUPROC_ENOMEM;
+  }
+  p->v.bytes.off = (uint32_t)off;
+  p->v.bytes.len = (uint32_t)len;
+  return 0;
+}
+
+int muproc_msg_put_string(muproc_msg_t *m, muproc_atom_t key,
+                          const char *bytes, size_t len) {
+  return put_bytes(m, key, MUPROC_T_STRING, bytes, len);
+}
+
+int muproc_msg_put_binary(muproc_msg_t *m, muproc_atom_t key,
+                          const void *bytes, size_t len) {
+  return put_bytes(m, key, MUPROC_T_BINARY, bytes, len);
+}
+
+int muproc_msg_put_new_handle(muproc_msg_t *m, muproc_atom_t key,
+                              uint64_t *handle) {
+  if (!handle)
+    return MUPROC_EINVAL;
+  PUT(m, key, MUPROC_T_HANDLE);
+  int rc = handle_new(&p->v.u);
+  if (rc != 0) {
+    m->npairs--;
+    return rc;
+  }
+  *handle = p->v.u;
+  return 0;
+}
+
+uint32_t muproc_msg_size(const muproc_msg_t *m) { return m ? m->npairs : 0; }
+
+static const struct pair *pair_at(const muproc_msg_t *m, uint32_t i,
+                                  uint32_t type) {
+  if (!m || i >= m->npairs || m->pairs[i].type != type)
+    return NULL;
+  return &m->pairs[i];
+}
+
+muproc_atom_t muproc_msg_key(const muproc_msg_t *m, uint32_t i) {
+  return (m && i < m->npairs) ? m->pairs[i].key : 0;
+}
+
+int muproc_msg_type(const muproc_msg_t *m, uint32_t i) {
+  return (m && i < m->npairs) ? (int)m->pairs[i].type : MUPROC_ERANGE;
+}
+
+int64_t muproc_msg_int(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_INT);
+  return p ? p->v.i : 0;
+}
+
+double muproc_msg_double(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_DOUBLE);
+  return p ? p->v.d : 0.0;
+}
+
+muproc_atom_t muproc_msg_atom(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_ATOM);
+  return p ? (muproc_atom_t)p->v.u : 0;
+}
+
+const char *muproc_msg_bytes(const muproc_msg_t *m, uint32_t i, size_t *len) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_STRING);
+  if (!p)
+    p = pair_at(m, i, MUPROC_T_BINARY);
+  if (!p)
+    return NULL;
+  if (len)
+    *len = p->v.bytes.len;
+  return m->bytes + p->v.bytes.off;
+}
+
+muproc_pid_t muproc_msg_pid(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_PID);
+  return p ? p->v.u : 0;
+}
+
+uint64_t muproc_msg_ref(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_REF);
+  return p ? p->v.u : 0;
+}
+
+uint64_t muproc_msg_handle(const muproc_msg_t *m, uint32_t i) {
+  const struct pair *p = pair_at(m, i, MUPROC_T_HANDLE);
+  return p ? p->v.u : 0;
+}
+
+int muproc_msg_find(const muproc_msg_t *m, muproc_atom_t key) {
+  if (m)
+    for (uint32_t i = 0; i < m->npairs; i++)
+      if (m->pairs[i].key == key)
+        return (int)i;
+  return MUPROC_ENOENT;
+}
+
+muproc_pid_t muproc_msg_sender(const muproc_msg_t *m) {
+  return m ? m->sender : 0;
+}
+
+int muproc_msg_kind(const muproc_msg_t *m) {
+  return m ? (int)m->kind : MUPROC_EINVAL;
+}

@@ -1,0 +1,444 @@
+/*
+ * muproc.h - public interface of libmuproc, the C runtime core of muproc.
+ *
+ * libmuproc gives Erlang-style processes ("muprocs") that share nothing but
+ * messages ("mumsgs": ordered lists of atom keys and term values).  It is a
+ * library on its own: a C program can spawn C-function muprocs and exchange
+ * mumsgs with Lisp muprocs running in the same image.  The Common Lisp side
+ * (lisp/) drives it through CFFI and never needs to know a struct layout.
+ *
+ * Conventions
+ *  - Every function that can fail returns an int: 0 (or a documented
+ *    non-negative value) on success, a negative MUPROC_E* code on failure.
+ *    muproc_strerror() and muproc_err_name() describe a code.
+ *  - Handles are opaque.  Process ids, atoms, references and Lisp-object
+ *    handles are plain integers, so a garbage-collected caller can keep them.
+ *  - C never calls back into a caller's language.  Callers block inside C
+ *    (receive, worker parking) and every wake-up reason arrives through the
+ *    process's mailbox, so a blocked call always returns.
+ *  - Thread safety: every function may be called from any thread unless its
+ *    comment says "receiver only" (the thread currently running the muproc
+ *    that owns the mailbox).
+ *  - Times are nanoseconds of CLOCK_MONOTONIC, see muproc_now_ns().
+ */
+#ifndef MUPROC_H
+#define MUPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MUPROC_BUILDING) && defined(__GNUC__)
+#define MUPROC_API __attribute__((visibility("default")))
+#else
+#define MUPROC_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Version                                                             */
+/* ------------------------------------------------------------------ */
+
+#define MUPROC_VERSION_MAJOR 0
+#define MUPROC_VERSION_MINOR 1
+#define MUPROC_VERSION_PATCH 0
+#define MUPROC_VERSION_HEX                                                     \
+  ((MUPROC_VERSION_MAJOR << 16) | (MUPROC_VERSION_MINOR << 8) |                \
+   MUPROC_VERSION_PATCH)
+
+/* The version of the library actually loaded, as MUPROC_VERSION_HEX.
+ * A caller compiled against another major version must refuse it. */
+MUPROC_API unsigned muproc_version(void);
+/* "MAJOR.MINOR.PATCH" of the loaded library; static storage. */
+MUPROC_API const char *muproc_version_string(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+enum {
+  MUPROC_OK = 0,
+  MUPROC_EINVAL = -1,     /* an argument is invalid (named in the doc) */
+  MUPROC_ENOMEM = -2,     /* out of memory or a fixed table is full */
+  MUPROC_ESRCH = -3,      /* no such process, or it has exited */
+  MUPROC_EEXIST = -4,     /* a name is already taken */
+  MUPROC_ENOENT = -5,     /* a name is not registered / key not present */
+  MUPROC_ETIMEDOUT = -6,  /* the deadline passed */
+  MUPROC_EFULL = -7,      /* the receiver's bounded mailbox is full */
+  MUPROC_ETHREADS = -8,   /* the cap on runtime threads is reached */
+  MUPROC_EPROCLIM = -9,   /* the process table is full */
+  MUPROC_ENOTINIT = -10,  /* muproc_init() has not been called */
+  MUPROC_EBUSY = -11,     /* shutdown while processes are alive */
+  MUPROC_EPERM = -12,     /* caller is not the receiver of that mailbox */
+  MUPROC_ETYPE = -13,     /* a value is not of the type asked for */
+  MUPROC_ERANGE = -14,    /* an index is out of range */
+  MUPROC_ESHUTDOWN = -15, /* the runtime is shutting down */
+  MUPROC_ESTATE = -16     /* the process is not in a state that allows it */
+};
+
+/* Human-readable description of a code ("no such process"); static. */
+MUPROC_API const char *muproc_strerror(int code);
+/* Symbolic name of a code ("MUPROC_ESRCH"); static. */
+MUPROC_API const char *muproc_err_name(int code);
+
+/* ------------------------------------------------------------------ */
+/* Runtime                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Initialise the runtime.  MAX_PROCS bounds the process table (0: 65536),
+ * MAX_THREADS bounds the threads that run muprocs, Lisp workers and C
+ * workers together (0: derived from vm.max_map_count, see
+ * muproc_thread_cap()).  Returns 0, or 1 if the runtime was already
+ * initialised (the arguments are then ignored), or MUPROC_ENOMEM. */
+MUPROC_API int muproc_init(uint32_t max_procs, uint32_t max_threads);
+
+/* Tear the runtime down: parked C workers are joined, parked Lisp workers
+ * are told to retire (muproc_worker_park returns MUPROC_ESHUTDOWN) and
+ * waited for until each has called muproc_worker_exit, then the tables are
+ * freed.  Blocks until then.  Returns MUPROC_EBUSY (and does nothing) while
+ * any process is not yet released, MUPROC_ENOTINIT if not initialised. */
+MUPROC_API int muproc_shutdown(void);
+
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC). */
+MUPROC_API int64_t muproc_now_ns(void);
+
+/* Deadline values for blocking calls: absolute muproc_now_ns() times, or */
+#define MUPROC_FOREVER ((int64_t)-1) /* block without a deadline */
+#define MUPROC_NOWAIT ((int64_t)0)   /* never block */
+
+/* The current cap on runtime threads, and a way to lower or raise it.
+ * muproc_set_thread_cap returns the previous cap, or MUPROC_EINVAL for 0. */
+MUPROC_API uint32_t muproc_thread_cap(void);
+MUPROC_API int64_t muproc_set_thread_cap(uint32_t cap);
+
+/* Counters for introspection and leak checks. */
+enum {
+  MUPROC_STAT_PROCS = 0,      /* processes not yet released */
+  MUPROC_STAT_THREADS = 1,    /* runtime threads alive (Lisp + C workers) */
+  MUPROC_STAT_PARKED = 2,     /* workers parked, waiting for a muproc */
+  MUPROC_STAT_HANDLES = 3,    /* live Lisp-object handles */
+  MUPROC_STAT_MESSAGES = 4,   /* mumsgs allocated and not yet freed */
+  MUPROC_STAT_ATOMS = 5,      /* atoms in the atom table */
+  MUPROC_STAT_REGISTERED = 6  /* registered port names */
+};
+/* Value of counter WHAT, or MUPROC_EINVAL. */
+MUPROC_API int64_t muproc_stat(int what);
+
+/* ------------------------------------------------------------------ */
+/* Atoms                                                               */
+/* ------------------------------------------------------------------ */
+
+/* An atom is a positive 32-bit id naming an interned byte string of at
+ * most 255 bytes (Erlang's limit).  Atoms are never freed. */
+typedef uint32_t muproc_atom_t;
+#define MUPROC_ATOM_MAX_LEN 255
+
+/* Intern NAME[0..LEN): returns the atom (> 0), or MUPROC_EINVAL for an
+ * empty or too long name, or MUPROC_ENOMEM. */
+MUPROC_API int64_t muproc_atom(const char *name, size_t len);
+/* The bytes of ATOM, NUL-terminated, with their length in *LEN (LEN may
+ * be NULL); NULL for an unknown atom.  The storage lives as long as the
+ * runtime. */
+MUPROC_API const char *muproc_atom_name(muproc_atom_t atom, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Process ids and references                                          */
+/* ------------------------------------------------------------------ */
+
+/* A process id is Erlang-shaped: a node (always the local node for now),
+ * a NUMBER (the slot in the process table), a SERIAL (how many times that
+ * slot was reused) and the runtime's CREATION.  Locally it is the 64-bit
+ * value (SERIAL << 32) | NUMBER; 0 is "no process". */
+typedef uint64_t muproc_pid_t;
+#define MUPROC_PID_NUMBER(pid) ((uint32_t)((pid)&0xffffffffu))
+#define MUPROC_PID_SERIAL(pid) ((uint32_t)((pid) >> 32))
+
+/* The creation of this runtime: changes on every muproc_init(). */
+MUPROC_API uint32_t muproc_creation(void);
+
+/* A fresh reference, unique within this runtime (never 0). */
+MUPROC_API uint64_t muproc_make_ref(void);
+
+/* ------------------------------------------------------------------ */
+/* Lisp-object handles                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A handle names an object of the caller's language that C must not hold
+ * (a garbage collector may move it).  The caller keeps the object in its
+ * own table at index MUPROC_HANDLE_INDEX(h); C keeps a reference count.
+ * A handle value is (GENERATION << 32) | INDEX: the generation changes each
+ * time an index is reused, so a stale handle is never live again. */
+#define MUPROC_HANDLE_INDEX(h) ((uint32_t)((h)&0xffffffffu))
+
+/* Is handle H still referenced by some message (1) or not (0)?  A caller
+ * clears its table slot for H once this returns 0 after freeing the last
+ * message that carried it. */
+MUPROC_API int muproc_handle_live(uint64_t h);
+
+/* ------------------------------------------------------------------ */
+/* Messages (mumsgs)                                                   */
+/* ------------------------------------------------------------------ */
+
+/* A mumsg: an ordered list of (key atom, value term) pairs, a sender, a
+ * kind.  Keys may repeat (the first one wins in muproc_msg_find). */
+typedef struct muproc_msg_s muproc_msg_t;
+
+/* Value types of a term. */
+enum {
+  MUPROC_T_NIL = 0,    /* the empty list / Lisp NIL */
+  MUPROC_T_INT = 1,    /* signed 64-bit integer */
+  MUPROC_T_DOUBLE = 2, /* IEEE double */
+  MUPROC_T_ATOM = 3,   /* an atom (a keyword on the Lisp side) */
+  MUPROC_T_STRING = 4, /* UTF-8 text */
+  MUPROC_T_BINARY = 5, /* raw bytes */
+  MUPROC_T_PID = 6,    /* a process id */
+  MUPROC_T_REF = 7,    /* a reference from muproc_make_ref() */
+  MUPROC_T_HANDLE = 8  /* a Lisp object passed by reference */
+};
+
+/* Message kinds.  Ordinary messages travel in the mailbox; the others are
+ * signals and travel in the priority lane (see muproc_signal_send). */
+enum {
+  MUPROC_K_MESSAGE = 0,  /* an ordinary mumsg */
+  MUPROC_K_EXIT = 1,     /* an exit signal (trappable) */
+  MUPROC_K_KILL = 2,     /* an untrappable kill */
+  MUPROC_K_TIMER = 3,    /* a timer firing */
+  MUPROC_K_INTERRUPT = 4 /* run something at a safe point */
+};
+
+/* Allocate an empty mumsg with room for NPAIRS pairs and NBYTES bytes of
+ * string/binary data (both are hints: the message grows as needed).
+ * The caller owns it until a successful send.  NULL on out of memory. */
+MUPROC_API muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes);
+
+/* Free a message the caller owns, releasing the handles it carries. */
+MUPROC_API void muproc_msg_free(muproc_msg_t *msg);
+
+/* Append a pair.  Each returns 0, MUPROC_EINVAL (KEY is 0, or a NULL
+ * pointer with a non-zero length) or MUPROC_ENOMEM.  String and binary
+ * bytes are copied into the message's own storage. */
+MUPROC_API int muproc_msg_put_nil(muproc_msg_t *msg, muproc_atom_t key);
+MUPROC_API int muproc_msg_put_int(muproc_msg_t *msg, muproc_atom_t key,
+                                  int64_t value);
+MUPROC_API int muproc_msg_put_double(muproc_msg_t *msg, muproc_atom_t key,
+                                     double value);
+MUPROC_API int muproc_msg_put_atom(muproc_msg_t *msg, muproc_atom_t key,
+                                   muproc_atom_t value);
+MUPROC_API int muproc_msg_put_string(muproc_msg_t *msg, muproc_atom_t key,
+                                     const char *bytes, size_t len);
+MUPROC_API int muproc_msg_put_binary(muproc_msg_t *msg, muproc_atom_t key,
+                                     const void *bytes, size_t len);
+MUPROC_API int muproc_msg_put_pid(muproc_msg_t *msg, muproc_atom_t key,
+                                  muproc_pid_t value);
+MUPROC_API int muproc_msg_put_ref(muproc_msg_t *msg, muproc_atom_t key,
+                                  uint64_t value);
+/* Append a pair whose value is a NEW handle, owned by the message (one
+ * reference).  On success stores the handle in *HANDLE and returns 0; the
+ * caller then puts its object into its table at MUPROC_HANDLE_INDEX.
+ * MUPROC_ENOMEM when the handle table is full. */
+MUPROC_API int muproc_msg_put_new_handle(muproc_msg_t *msg, muproc_atom_t key,
+                                         uint64_t *handle);
+
+/* Reading.  I is a pair index, 0 <= I < muproc_msg_size(MSG).  A getter
+ * called on a pair of another type, or out of range, returns 0 / NULL
+ * (use muproc_msg_type first). */
+MUPROC_API uint32_t muproc_msg_size(const muproc_msg_t *msg);
+MUPROC_API muproc_atom_t muproc_msg_key(const muproc_msg_t *msg, uint32_t i);
+/* MUPROC_T_* of pair I, or MUPROC_ERANGE. */
+MUPROC_API int muproc_msg_type(const muproc_msg_t *msg, uint32_t i);
+MUPROC_API int64_t muproc_msg_int(const muproc_msg_t *msg, uint32_t i);
+MUPROC_API double muproc_msg_double(const muproc_msg_t *msg, uint32_t i);
+MUPROC_API muproc_atom_t muproc_msg_atom(const muproc_msg_t *msg, uint32_t i);
+/* Bytes of a STRING or BINARY pair; the length goes to *LEN.  The bytes
+ * live as long as the message and are followed by a NUL. */
+MUPROC_API const char *muproc_msg_bytes(const muproc_msg_t *msg, uint32_t i,
+                                        size_t *len);
+MUPROC_API muproc_pid_t muproc_msg_pid(const muproc_msg_t *msg, uint32_t i);
+MUPROC_API uint64_t muproc_msg_ref(const muproc_msg_t *msg, uint32_t i);
+MUPROC_API uint64_t muproc_msg_handle(const muproc_msg_t *msg, uint32_t i);
+/* Index of the first pair with KEY, or MUPROC_ENOENT. */
+MUPROC_API int muproc_msg_find(const muproc_msg_t *msg, muproc_atom_t key);
+/* Sender of a received message (0 when sent from outside any muproc). */
+MUPROC_API muproc_pid_t muproc_msg_sender(const muproc_msg_t *msg);
+/* MUPROC_K_* of a message. */
+MUPROC_API int muproc_msg_kind(const muproc_msg_t *msg);
+
+/* ------------------------------------------------------------------ */
+/* Processes                                                           */
+/* ------------------------------------------------------------------ */
+
+enum {
+  MUPROC_KIND_LISP = 0, /* run by a Lisp worker thread */
+  MUPROC_KIND_C = 1     /* a C function run by a C worker thread */
+};
+
+/* Process states as reported by muproc_proc_state. */
+enum {
+  MUPROC_S_NOPROC = 0,  /* no such process (never existed or released) */
+  MUPROC_S_CREATED = 1, /* created, not yet started by a worker */
+  MUPROC_S_RUNNING = 2, /* running */
+  MUPROC_S_WAITING = 3, /* blocked in muproc_recv */
+  MUPROC_S_EXITED = 4   /* exited, not yet released */
+};
+
+/* Create a process (it does not run yet).  NAME is an atom unique among
+ * processes not yet exited, or 0 for none.  KIND is MUPROC_KIND_*.
+ * CAPACITY bounds its mailbox (0: unbounded).  Stores the pid in *PID.
+ * Errors: MUPROC_EEXIST (name taken), MUPROC_EPROCLIM, MUPROC_EINVAL,
+ * MUPROC_ENOTINIT.  Lisp workers start it with muproc_proc_start. */
+MUPROC_API int muproc_proc_create(muproc_atom_t name, int kind,
+                                  uint32_t capacity, muproc_pid_t *pid);
+
+/* Bind the calling thread to PID and mark it running: from now on the
+ * calling thread is PID's receiver, and messages it sends carry PID as
+ * sender.  Errors: MUPROC_ESRCH, MUPROC_ESTATE (not CREATED). */
+MUPROC_API int muproc_proc_start(muproc_pid_t pid);
+
+/* Exit PID with a reason (a term given as TYPE and a 64-bit VALUE: an
+ * atom, integer, pid, ref, handle or nil).  Atomically: the process stops
+ * accepting messages (senders get MUPROC_ESRCH), its name and registered
+ * port names are released, its state becomes EXITED.  Messages still
+ * queued stay for the receiver to drain (muproc_recv with MUPROC_NOWAIT).
+ * A HANDLE reason gains a reference, held until release.
+ * Receiver only, or any thread for a process in state CREATED.
+ * Errors: MUPROC_ESRCH (not alive), MUPROC_EINVAL (bad type). */
+MUPROC_API int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value);
+
+/* Free the slot of an EXITED process: remaining messages are freed (their
+ * handles released) and the pid becomes MUPROC_S_NOPROC.  Unbinds the
+ * calling thread if it was bound to PID.
+ * Errors: MUPROC_ESRCH, MUPROC_ESTATE (not exited). */
+MUPROC_API int muproc_proc_release(muproc_pid_t pid);
+
+/* The process bound to the calling thread, or 0. */
+MUPROC_API muproc_pid_t muproc_self(void);
+
+/* MUPROC_S_* of PID (MUPROC_S_NOPROC for an unknown or released pid). */
+MUPROC_API int muproc_proc_state(muproc_pid_t pid);
+/* Name atom of PID (0: none or no such process). */
+MUPROC_API muproc_atom_t muproc_proc_name(muproc_pid_t pid);
+/* MUPROC_KIND_* of PID, or MUPROC_ESRCH. */
+MUPROC_API int muproc_proc_kind(muproc_pid_t pid);
+/* Exit reason of an EXITED process: *TYPE and *VALUE.  MUPROC_ESTATE if
+ * it has not exited, MUPROC_ESRCH if unknown. */
+MUPROC_API int muproc_proc_exit_reason(muproc_pid_t pid, int *type,
+                                       uint64_t *value);
+/* Pid of the live (not exited) process named NAME, or MUPROC_ENOENT. */
+MUPROC_API int muproc_proc_find(muproc_atom_t name, muproc_pid_t *pid);
+/* Store up to CAP pids of processes not yet exited in BUF, oldest slot
+ * first; returns how many exist (may exceed CAP). */
+MUPROC_API int64_t muproc_proc_list(muproc_pid_t *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Registered port names                                               */
+/* ------------------------------------------------------------------ */
+
+/* Register NAME for PID (a process may hold several names).
+ * Errors: MUPROC_EEXIST (taken), MUPROC_ESRCH (PID not alive),
+ * MUPROC_EINVAL (NAME is 0). */
+MUPROC_API int muproc_register(muproc_atom_t name, muproc_pid_t pid);
+/* Release NAME.  Errors: MUPROC_ENOENT. */
+MUPROC_API int muproc_unregister(muproc_atom_t name);
+/* Pid registered as NAME, or MUPROC_ENOENT. */
+MUPROC_API int muproc_whereis(muproc_atom_t name, muproc_pid_t *pid);
+/* Store up to CAP names registered by PID in BUF; returns the count. */
+MUPROC_API int64_t muproc_registered_names(muproc_pid_t pid,
+                                           muproc_atom_t *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Sending and receiving                                               */
+/* ------------------------------------------------------------------ */
+
+/* Send MSG (kind MUPROC_K_MESSAGE) to TO.  The sender recorded is
+ * muproc_self().  On success (0) the mailbox owns MSG; on failure the
+ * caller still owns it.  Never blocks; wakes the receiver only if it is
+ * waiting.  Errors: MUPROC_ESRCH (TO is not alive), MUPROC_EFULL (TO's
+ * mailbox has reached its capacity: nothing queued is dropped, the caller
+ * decides), MUPROC_EINVAL. */
+MUPROC_API int muproc_send(muproc_pid_t to, muproc_msg_t *msg);
+/* Same, to the process registered as port NAME.  Errors as muproc_send,
+ * plus MUPROC_ENOENT when NAME is not registered. */
+MUPROC_API int muproc_send_named(muproc_atom_t name, muproc_msg_t *msg);
+
+/* Send MSG as a signal of KIND (MUPROC_K_EXIT, _KILL, _TIMER, _INTERRUPT)
+ * through TO's priority lane: never subject to capacity, seen by the
+ * receiver before any ordinary message, and wakes a waiting receiver.
+ * Ownership as muproc_send.  Errors: MUPROC_ESRCH, MUPROC_EINVAL. */
+MUPROC_API int muproc_signal_send(muproc_pid_t to, int kind,
+                                  muproc_msg_t *msg);
+
+/* A receive filter: which messages may match a receive.  It is an array
+ * of uint32: { NSETS, LEN1, key..., LEN2, key..., ... }; a message passes
+ * when it holds every key of at least one set.  A set of length 0 accepts
+ * every message; a NULL filter too. */
+
+/* Receiver only.  Find the first ordinary message queued after AFTER
+ * (NULL: from the oldest) that passes FILTER, waiting until DEADLINE
+ * (MUPROC_FOREVER, MUPROC_NOWAIT or a muproc_now_ns() time) for one to
+ * arrive.  Returns:
+ *   0                with *OUT = that message, still queued: it stays valid
+ *                    until the receiver takes it; AFTER must be a message
+ *                    still queued in this mailbox;
+ *   MUPROC_SIGNALLED with *OUT = the oldest pending signal, already removed
+ *                    from the priority lane and owned by the caller;
+ *   MUPROC_ETIMEDOUT, MUPROC_EPERM (caller is not SELF's receiver),
+ *   MUPROC_ESRCH. */
+#define MUPROC_SIGNALLED 1
+MUPROC_API int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
+                           const uint32_t *filter, int64_t deadline,
+                           muproc_msg_t **out);
+
+/* Receiver only.  Remove MSG (returned by muproc_recv) from the mailbox;
+ * the caller owns it afterwards.  Errors: MUPROC_EPERM, MUPROC_EINVAL. */
+MUPROC_API int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg);
+
+/* Ordinary messages queued for PID (taken ones excluded), or
+ * MUPROC_ESRCH. */
+MUPROC_API int64_t muproc_mbox_count(muproc_pid_t pid);
+/* Signals pending in PID's priority lane, or MUPROC_ESRCH. */
+MUPROC_API int64_t muproc_mbox_signal_count(muproc_pid_t pid);
+/* Capacity of PID's mailbox (0: unbounded), or MUPROC_ESRCH. */
+MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
+
+/* ------------------------------------------------------------------ */
+/* Workers: threads that run muprocs                                   */
+/* ------------------------------------------------------------------ */
+
+/* Lisp workers.  A Lisp spawn creates a process and offers it:
+ *   muproc_worker_offer(pid) hands PID to a parked Lisp worker and
+ *   returns 0, or returns MUPROC_WORKER_NEEDED after reserving a thread
+ *   slot: the caller then starts a new thread that runs PID first, or
+ *   calls muproc_worker_unreserve() if it cannot.  MUPROC_ETHREADS when
+ *   no worker is parked and the thread cap is reached (nothing reserved).
+ * A worker thread runs its process, releases it, then parks:
+ *   muproc_worker_park(deadline, &pid) blocks until it is handed a pid
+ *   (0), its idle DEADLINE passes (MUPROC_ETIMEDOUT: the worker is no
+ *   longer parked and should end) or the runtime shuts down
+ *   (MUPROC_ESHUTDOWN).  A worker that ends calls muproc_worker_exit(),
+ *   which frees its thread slot. */
+#define MUPROC_WORKER_NEEDED 1
+MUPROC_API int muproc_worker_offer(muproc_pid_t pid);
+MUPROC_API void muproc_worker_unreserve(void);
+MUPROC_API int muproc_worker_park(int64_t deadline, muproc_pid_t *pid);
+MUPROC_API void muproc_worker_exit(void);
+
+/* C muprocs.  FN(ARG) runs in a new process on a C worker thread (parked
+ * C workers are reused); when FN returns the process exits with reason
+ * 'normal' and is released.  NAME and CAPACITY as muproc_proc_create.
+ * Errors: those of muproc_proc_create, MUPROC_ETHREADS. */
+typedef void (*muproc_fn_t)(void *arg);
+MUPROC_API int muproc_spawn_c(muproc_atom_t name, muproc_fn_t fn, void *arg,
+                              uint32_t capacity, muproc_pid_t *pid);
+
+/* Block until no C muproc is running (all returned and released) or the
+ * DEADLINE passes (MUPROC_ETIMEDOUT).  For C programs that spawn and
+ * then wait for their muprocs. */
+MUPROC_API int muproc_wait_c_idle(int64_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MUPROC_H */

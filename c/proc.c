@@ -1,0 +1,288 @@
+/* proc.c - the process table, process lifecycle and exits.
+ *
+ * Slots are preallocated, so a pid lookup is an index and a serial
+ * compare.  Freed slots are reused oldest-first, which keeps a dead pid's
+ * number out of circulation for as long as possible. */
+#include "internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+_Thread_local muproc_pid_t muproc_tls_self;
+
+static struct {
+  struct proc *slots;
+  uint32_t max;
+  pthread_mutex_t lock; /* the free queue */
+  uint32_t free_head, free_tail; /* slot index + 1; 0 = empty */
+} table = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+muproc_pid_t proc_pid(const struct proc *p) {
+  uint32_t number = (uint32_t)(p - table.slots) + 1;
+  return ((uint64_t)STAMP_SERIAL(atomic_load(&p->stamp)) << 32) | number;
+}
+
+static struct proc *slot_of(muproc_pid_t pid) {
+  uint32_t number = MUPROC_PID_NUMBER(pid);
+  if (!table.slots || number == 0 || number > table.max)
+    return NULL;
+  return &table.slots[number - 1];
+}
+
+struct proc *proc_lookup(muproc_pid_t pid) {
+  struct proc *p = slot_of(pid);
+  if (!p)
+    return NULL;
+  uint64_t stamp = atomic_load(&p->stamp);
+  if (STAMP_SERIAL(stamp) != MUPROC_PID_SERIAL(pid) ||
+      STAMP_STATE(stamp) == MUPROC_S_NOPROC)
+    return NULL;
+  return p;
+}
+
+static bool accepts(uint64_t stamp, muproc_pid_t pid) {
+  int state = STAMP_STATE(stamp);
+  return STAMP_SERIAL(stamp) == MUPROC_PID_SERIAL(pid) &&
+         (state == MUPROC_S_CREATED || state == MUPROC_S_RUNNING);
+}
+
+struct proc *proc_send_begin(muproc_pid_t pid) {
+  struct proc *p = slot_of(pid);
+  if (!p)
+    return NULL;
+  /* Raise inflight before reading the stamp: an exit that flips the
+   * stamp after this either is seen here or waits for us to finish. */
+  atomic_fetch_add(&p->inflight, 1);
+  if (!accepts(atomic_load(&p->stamp), pid)) {
+    atomic_fetch_sub(&p->inflight, 1);
+    return NULL;
+  }
+  return p;
+}
+
+void proc_send_end(struct proc *p) { atomic_fetch_sub(&p->inflight, 1); }
+
+int proc_table_init(uint32_t max_procs) {
+  table.slots = calloc(max_procs, sizeof *table.slots);
+  if (!table.slots)
+    return MUPROC_ENOMEM;
+  table.max = max_procs;
+  for (uint32_t i = 0; i < max_procs; i++) {
+    struct proc *p = &table.slots[i];
+    pthread_mutex_init(&p->lock, NULL);
+    atomic_init(&p->stamp, STAMP(0, MUPROC_S_NOPROC));
+    p->next_free = (i + 1 < max_procs) ? i + 2 : 0;
+  }
+  table.free_head = 1;
+  table.free_tail = max_procs;
+  return 0;
+}
+
+void proc_table_free(void) {
+  for (uint32_t i = 0; i < table.max; i++) {
+    pthread_mutex_destroy(&table.slots[i].lock);
+    free(table.slots[i].ports);
+  }
+  free(table.slots);
+  table.slots = NULL;
+  table.max = 0;
+}
+
+int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
+                       muproc_pid_t *pid) {
+  if (!atomic_load(&muproc_rt.initialized))
+    return MUPROC_ENOTINIT;
+  if ((kind != MUPROC_KIND_LISP && kind != MUPROC_KIND_C) || !pid)
+    return MUPROC_EINVAL;
+  _Atomic(muproc_pid_t) *name_slot = NULL;
+  if (name && !(name_slot = atom_name_slot(name, NAME_PROC)))
+    return MUPROC_EINVAL;
+
+  pthread_mutex_lock(&table.lock);
+  uint32_t index = table.free_head;
+  if (!index) {
+    pthread_mutex_unlock(&table.lock);
+    return MUPROC_EPROCLIM;
+  }
+  struct proc *p = &table.slots[index - 1];
+  table.free_head = p->next_free;
+  if (!table.free_head)
+    table.free_tail = 0;
+  pthread_mutex_unlock(&table.lock);
+
+  uint32_t serial = STAMP_SERIAL(atomic_load(&p->stamp));
+  muproc_pid_t new_pid = ((uint64_t)serial << 32) | index;
+  if (name_slot) {
+    muproc_pid_t expected = 0;
+    if (!atomic_compare_exchange_strong(name_slot, &expected, new_pid)) {
+      pthread_mutex_lock(&table.lock); /* give the slot back, at the front */
+      p->next_free = table.free_head;
+      table.free_head = index;
+      if (!table.free_tail)
+        table.free_tail = index;
+      pthread_mutex_unlock(&table.lock);
+      return MUPROC_EEXIST;
+    }
+  }
+  p->kind = kind;
+  p->name = name;
+  p->nports = 0;
+  p->reason_type = MUPROC_T_NIL;
+  p->reason_value = 0;
+  p->c_fn = NULL;
+  p->c_arg = NULL;
+  mailbox_init(&p->mbox, capacity);
+  atomic_fetch_add(&muproc_rt.procs, 1);
+  atomic_store(&p->stamp, STAMP(serial, MUPROC_S_CREATED));
+  *pid = new_pid;
+  return 0;
+}
+
+int muproc_proc_start(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_ESRCH;
+  uint64_t expected = STAMP(MUPROC_PID_SERIAL(pid), MUPROC_S_CREATED);
+  if (!atomic_compare_exchange_strong(
+          &p->stamp, &expected, STAMP(MUPROC_PID_SERIAL(pid), MUPROC_S_RUNNING)))
+    return MUPROC_ESTATE;
+  muproc_tls_self = pid;
+  return 0;
+}
+
+muproc_pid_t muproc_self(void) { return muproc_tls_self; }
+
+static bool reason_type_ok(int type) {
+  return type == MUPROC_T_NIL || type == MUPROC_T_INT ||
+         type == MUPROC_T_ATOM || type == MUPROC_T_PID ||
+         type == MUPROC_T_REF || type == MUPROC_T_HANDLE;
+}
+
+int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
+  if (!reason_type_ok(type))
+    return MUPROC_EINVAL;
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_ESRCH;
+  pthread_mutex_lock(&p->lock);
+  uint64_t stamp = atomic_load(&p->stamp);
+  int state = STAMP_STATE(stamp);
+  if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING) {
+    pthread_mutex_unlock(&p->lock);
+    return MUPROC_ESRCH;
+  }
+  if (state == MUPROC_S_RUNNING && muproc_tls_self != pid) {
+    pthread_mutex_unlock(&p->lock);
+    return MUPROC_EPERM;
+  }
+  atomic_store(&p->stamp, STAMP(STAMP_SERIAL(stamp), MUPROC_S_EXITED));
+  /* From here no sender starts a push; wait out the ones in progress so
+   * that "exited" really means "no message will land anymore". */
+  while (atomic_load(&p->inflight) != 0)
+    sched_yield();
+  if (type == MUPROC_T_HANDLE)
+    handle_retain(value);
+  p->reason_type = type;
+  p->reason_value = value;
+  /* Names are free again before anyone hears of the exit. */
+  if (p->name) {
+    muproc_pid_t expected = pid;
+    atomic_compare_exchange_strong(atom_name_slot(p->name, NAME_PROC),
+                                   &expected, 0);
+  }
+  registry_release_all(p);
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+int muproc_proc_release(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_ESRCH;
+  uint64_t stamp = atomic_load(&p->stamp);
+  if (STAMP_STATE(stamp) != MUPROC_S_EXITED)
+    return MUPROC_ESTATE;
+  uint32_t serial = STAMP_SERIAL(stamp);
+  uint64_t expected = stamp;
+  if (!atomic_compare_exchange_strong(&p->stamp, &expected,
+                                      STAMP(serial + 1, MUPROC_S_NOPROC)))
+    return MUPROC_ESTATE;
+  mailbox_discard(&p->mbox);
+  if (p->reason_type == MUPROC_T_HANDLE)
+    handle_release(p->reason_value);
+  p->reason_type = MUPROC_T_NIL;
+  if (muproc_tls_self == pid)
+    muproc_tls_self = 0;
+  uint32_t index = MUPROC_PID_NUMBER(pid);
+  pthread_mutex_lock(&table.lock);
+  p->next_free = 0;
+  if (table.free_tail)
+    table.slots[table.free_tail - 1].next_free = index;
+  else
+    table.free_head = index;
+  table.free_tail = index;
+  pthread_mutex_unlock(&table.lock);
+  atomic_fetch_sub(&muproc_rt.procs, 1);
+  return 0;
+}
+
+int muproc_proc_state(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_S_NOPROC;
+  int state = STAMP_STATE(atomic_load(&p->stamp));
+  if (state == MUPROC_S_RUNNING && atomic_load(&p->mbox.waiting))
+    return MUPROC_S_WAITING;
+  return state;
+}
+
+muproc_atom_t muproc_proc_name(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? p->name : 0;
+}
+
+int muproc_proc_kind(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? p->kind : MUPROC_ESRCH;
+}
+
+int muproc_proc_exit_reason(muproc_pid_t pid, int *type, uint64_t *value) {
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_ESRCH;
+  pthread_mutex_lock(&p->lock);
+  int rc = MUPROC_ESTATE;
+  if (STAMP_STATE(atomic_load(&p->stamp)) == MUPROC_S_EXITED) {
+    if (type)
+      *type = p->reason_type;
+    if (value)
+      *value = p->reason_value;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+int muproc_proc_find(muproc_atom_t name, muproc_pid_t *pid) {
+  _Atomic(muproc_pid_t) *slot = atom_name_slot(name, NAME_PROC);
+  muproc_pid_t found = slot ? atomic_load(slot) : 0;
+  if (!found)
+    return MUPROC_ENOENT;
+  if (pid)
+    *pid = found;
+  return 0;
+}
+
+int64_t muproc_proc_list(muproc_pid_t *buf, size_t cap) {
+  int64_t n = 0;
+  for (uint32_t i = 0; i < table.max; i++) {
+    uint64_t stamp = atomic_load(&table.slots[i].stamp);
+    int state = STAMP_STATE(stamp);
+    if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING)
+      continue;
+    if (buf && (size_t)n < cap)
+      buf[n] = ((uint64_t)STAMP_SERIAL(stamp) << 32) | (i + 1);
+    n++;
+  }
+  return n;
+}

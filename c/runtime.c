@@ -1,0 +1,144 @@
+/* runtime.c - init/shutdown, counters, the clock, and the futex waits
+ * every blocking call is built on. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct runtime muproc_rt;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int64_t muproc_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* SBCL maps 6 regions per thread and dies outright when mmap fails, so
+ * the default cap keeps the image's mappings below vm.max_map_count with
+ * room left for the heap and libraries. */
+#define MAPS_PER_THREAD 6
+#define MAPS_RESERVED 5000
+static uint32_t default_thread_cap(void) {
+  long max_maps = 65530;
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+  if (f) {
+    if (fscanf(f, "%ld", &max_maps) != 1)
+      max_maps = 65530;
+    fclose(f);
+  }
+  long cap = (max_maps - MAPS_RESERVED) / MAPS_PER_THREAD;
+  if (cap < 16)
+    cap = 16;
+  if (cap > 100000)
+    cap = 100000;
+  return (uint32_t)cap;
+}
+
+int muproc_init(uint32_t max_procs, uint32_t max_threads) {
+  pthread_mutex_lock(&init_lock);
+  if (atomic_load(&muproc_rt.initialized)) {
+    pthread_mutex_unlock(&init_lock);
+    return 1;
+  }
+  static uint32_t creations;
+  uint32_t creation = (uint32_t)(muproc_now_ns() / 1000000) + ++creations;
+  atomic_store(&muproc_rt.procs, 0);
+  atomic_store(&muproc_rt.threads, 0);
+  atomic_store(&muproc_rt.parked, 0);
+  atomic_store(&muproc_rt.handles, 0);
+  atomic_store(&muproc_rt.messages, 0);
+  atomic_store(&muproc_rt.atoms, 0);
+  atomic_store(&muproc_rt.registered, 0);
+  atomic_store(&muproc_rt.next_ref, 1);
+  atomic_store(&muproc_rt.shutting_down, 0);
+  muproc_rt.creation = creation;
+  int rc = atom_table_init();
+  if (rc == 0 && (rc = handle_table_init()) != 0)
+    atom_table_free();
+  if (rc == 0 && (rc = proc_table_init(max_procs ? max_procs : 65536)) != 0) {
+    handle_table_free();
+    atom_table_free();
+  }
+  if (rc == 0 &&
+      (rc = worker_init(max_threads ? max_threads : default_thread_cap())) !=
+          0) {
+    proc_table_free();
+    handle_table_free();
+    atom_table_free();
+  }
+  if (rc == 0)
+    atomic_store(&muproc_rt.initialized, 1);
+  pthread_mutex_unlock(&init_lock);
+  return rc;
+}
+
+int muproc_shutdown(void) {
+  pthread_mutex_lock(&init_lock);
+  if (!atomic_load(&muproc_rt.initialized)) {
+    pthread_mutex_unlock(&init_lock);
+    return MUPROC_ENOTINIT;
+  }
+  if (atomic_load(&muproc_rt.procs) > 0) {
+    pthread_mutex_unlock(&init_lock);
+    return MUPROC_EBUSY;
+  }
+  int rc = worker_shutdown();
+  if (rc != 0) {
+    pthread_mutex_unlock(&init_lock);
+    return rc;
+  }
+  atomic_store(&muproc_rt.initialized, 0);
+  worker_free();
+  proc_table_free();
+  handle_table_free();
+  atom_table_free();
+  pthread_mutex_unlock(&init_lock);
+  return 0;
+}
+
+int64_t muproc_stat(int what) {
+  switch (what) {
+  case MUPROC_STAT_PROCS: return atomic_load(&muproc_rt.procs);
+  case MUPROC_STAT_THREADS: return atomic_load(&muproc_rt.threads);
+  case MUPROC_STAT_PARKED: return atomic_load(&muproc_rt.parked);
+  case MUPROC_STAT_HANDLES: return atomic_load(&muproc_rt.handles);
+  case MUPROC_STAT_MESSAGES: return atomic_load(&muproc_rt.messages);
+  case MUPROC_STAT_ATOMS: return atomic_load(&muproc_rt.atoms);
+  case MUPROC_STAT_REGISTERED: return atomic_load(&muproc_rt.registered);
+  default: return MUPROC_EINVAL;
+  }
+}
+
+uint32_t muproc_creation(void) { return muproc_rt.creation; }
+
+uint64_t muproc_make_ref(void) {
+  return atomic_fetch_add(&muproc_rt.next_ref, 1);
+}
+
+int wait_on_word(_Atomic int *word, int expected, int64_t deadline) {
+  struct timespec ts, *tsp = NULL;
+  if (deadline != MUPROC_FOREVER) {
+    if (muproc_now_ns() >= deadline)
+      return MUPROC_ETIMEDOUT;
+    ts.tv_sec = deadline / 1000000000;
+    ts.tv_nsec = deadline % 1000000000;
+    tsp = &ts;
+  }
+  /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
+   * spurious wake-up never stretches the total wait. */
+  long r = syscall(SYS_futex, (int *)word, FUTEX_WAIT_BITSET_PRIVATE,
+                   expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+  if (r == -1 && errno == ETIMEDOUT)
+    return MUPROC_ETIMEDOUT;
+  return 0;
+}
+
+void wake_word(_Atomic int *word, int count) {
+  syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
