@@ -87,11 +87,25 @@ void handle_retain(uint64_t hv) {
     atomic_fetch_add(&h->refs, 1);
 }
 
-void handle_release(uint64_t hv) {
+int muproc_handle_new(uint64_t *h) {
+  if (!h)
+    return MUPROC_EINVAL;
+  if (!atomic_load(&muproc_rt.initialized))
+    return MUPROC_ENOTINIT;
+  return handle_new(h);
+}
+
+int muproc_handle_release(uint64_t h) {
+  if (!muproc_handle_live(h))
+    return MUPROC_EINVAL;
+  return handle_release(h) ? 1 : 0;
+}
+
+bool handle_release(uint64_t hv) {
   uint32_t index = MUPROC_HANDLE_INDEX(hv);
   struct handle *h = handle_at(index);
   if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
-    return;
+    return false;
   pthread_mutex_lock(&table.lock);
   /* Bump the generation before the index can be handed out again, so
    * muproc_handle_live(old) is false from now on. */
@@ -100,6 +114,7 @@ void handle_release(uint64_t hv) {
   table.free_head = index;
   pthread_mutex_unlock(&table.lock);
   atomic_fetch_sub(&muproc_rt.handles, 1);
+  return true;
 }
 
 int muproc_handle_live(uint64_t hv) {

@@ -137,7 +137,8 @@ int handle_table_init(void);
 void handle_table_free(void);
 int handle_new(uint64_t *out);
 void handle_retain(uint64_t h);
-void handle_release(uint64_t h);
+/* Drop a reference; true if it was the last. */
+bool handle_release(uint64_t h);
 
 /* ---- workers ----------------------------------------------------- */
 

@@ -159,6 +159,56 @@ static struct proc *receiver(muproc_pid_t self, int *rc) {
   return p;
 }
 
+/* The oldest pending signal, unlinked, or NULL.  Receiver only. */
+static muproc_msg_t *pop_signal(struct mailbox *mb) {
+  if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) == 0)
+    return NULL;
+  drain(&mb->signal_inbox, &mb->signals);
+  muproc_msg_t *sig = mb->signals.head;
+  if (sig) {
+    unlink_msg(&mb->signals, sig);
+    atomic_fetch_sub(&mb->nsignals, 1);
+  }
+  return sig;
+}
+
+/* Sleep until a sender may have pushed something, or DEADLINE.  The
+ * receiver announces itself in WAITING and re-checks the stacks before
+ * sleeping, so a push can't slip between the check and the sleep. */
+static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
+  if (deadline == MUPROC_NOWAIT)
+    return MUPROC_ETIMEDOUT;
+  atomic_store(&mb->wake, 0);
+  atomic_store(&mb->waiting, 1);
+  int rc = 0;
+  if (!atomic_load(&mb->inbox) && !atomic_load(&mb->signal_inbox))
+    rc = wait_on_word(&mb->wake, 0, deadline);
+  atomic_store(&mb->waiting, 0);
+  if (rc == MUPROC_ETIMEDOUT &&
+      (atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox)))
+    rc = 0; /* arrived just in time: look at it */
+  return rc;
+}
+
+int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
+                       muproc_msg_t **out) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!out)
+    return MUPROC_EINVAL;
+  for (;;) {
+    muproc_msg_t *sig = pop_signal(&p->mbox);
+    if (sig) {
+      *out = sig;
+      return MUPROC_SIGNALLED;
+    }
+    if ((rc = sleep_for_mail(&p->mbox, deadline)) != 0)
+      return rc;
+  }
+}
+
 int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
                 const uint32_t *filter, int64_t deadline,
                 muproc_msg_t **out) {
@@ -173,15 +223,10 @@ int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
    * after it, so nothing is looked at twice by this call. */
   muproc_msg_t *last = after;
   for (;;) {
-    if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) > 0) {
-      drain(&mb->signal_inbox, &mb->signals);
-      muproc_msg_t *sig = mb->signals.head;
-      if (sig) {
-        unlink_msg(&mb->signals, sig);
-        atomic_fetch_sub(&mb->nsignals, 1);
-        *out = sig;
-        return MUPROC_SIGNALLED;
-      }
+    muproc_msg_t *sig = pop_signal(mb);
+    if (sig) {
+      *out = sig;
+      return MUPROC_SIGNALLED;
     }
     muproc_msg_t *m = last ? last->next : mb->queue.head;
     for (; m; m = m->next) {
@@ -193,19 +238,8 @@ int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
     }
     if (drain(&mb->inbox, &mb->queue))
       continue;
-    if (deadline == MUPROC_NOWAIT)
-      return MUPROC_ETIMEDOUT;
-    atomic_store(&mb->wake, 0);
-    atomic_store(&mb->waiting, 1);
-    if (atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox)) {
-      atomic_store(&mb->waiting, 0);
-      continue;
-    }
-    rc = wait_on_word(&mb->wake, 0, deadline);
-    atomic_store(&mb->waiting, 0);
-    if (rc == MUPROC_ETIMEDOUT && !atomic_load(&mb->inbox) &&
-        !atomic_load(&mb->signal_inbox))
-      return MUPROC_ETIMEDOUT;
+    if ((rc = sleep_for_mail(mb, deadline)) != 0)
+      return rc;
   }
 }
 

@@ -177,6 +177,15 @@ MUPROC_API uint64_t muproc_make_ref(void);
  * message that carried it. */
 MUPROC_API int muproc_handle_live(uint64_t h);
 
+/* A new handle outside any message, with one reference owned by the
+ * caller (for an exit reason, say).  Stores it in *H; MUPROC_ENOMEM when
+ * the table is full, MUPROC_EINVAL for a NULL H. */
+MUPROC_API int muproc_handle_new(uint64_t *h);
+/* Drop one reference the caller owns.  Returns 1 if that was the last
+ * one (the caller then clears its table slot), 0 if others remain,
+ * MUPROC_EINVAL for a handle that is not live. */
+MUPROC_API int muproc_handle_release(uint64_t h);
+
 /* ------------------------------------------------------------------ */
 /* Messages (mumsgs)                                                   */
 /* ------------------------------------------------------------------ */
@@ -390,6 +399,13 @@ MUPROC_API int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
                            const uint32_t *filter, int64_t deadline,
                            muproc_msg_t **out);
 
+/* Receiver only.  Take the oldest pending signal without looking at
+ * ordinary messages, waiting until DEADLINE: MUPROC_SIGNALLED with *OUT
+ * owned by the caller, or MUPROC_ETIMEDOUT, MUPROC_EPERM, MUPROC_ESRCH.
+ * For a safe point that must act on exits and kills only. */
+MUPROC_API int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
+                                  muproc_msg_t **out);
+
 /* Receiver only.  Remove MSG (returned by muproc_recv) from the mailbox;
  * the caller owns it afterwards.  Errors: MUPROC_EPERM, MUPROC_EINVAL. */
 MUPROC_API int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg);
@@ -423,6 +439,10 @@ MUPROC_API int muproc_worker_offer(muproc_pid_t pid);
 MUPROC_API void muproc_worker_unreserve(void);
 MUPROC_API int muproc_worker_park(int64_t deadline, muproc_pid_t *pid);
 MUPROC_API void muproc_worker_exit(void);
+/* Tell parked Lisp workers beyond the KEEP most recently parked to end:
+ * their muproc_worker_park returns MUPROC_ETIMEDOUT.  Returns how many
+ * were told. */
+MUPROC_API int64_t muproc_worker_trim(uint32_t keep);
 
 /* C muprocs.  FN(ARG) runs in a new process on a C worker thread (parked
  * C workers are reused); when FN returns the process exits with reason

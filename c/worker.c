@@ -10,6 +10,10 @@
 
 #include <stdlib.h>
 
+/* What a parked worker is told instead of a pid. */
+#define TOLD_SHUTDOWN ((muproc_pid_t)0)
+#define TOLD_RETIRE ((muproc_pid_t)-1)
+
 /* A parked worker waits on its own record, on its own stack. */
 struct parked {
   struct parked *next;
@@ -110,8 +114,10 @@ static int park(struct pool *pool, int64_t deadline, muproc_pid_t *pid) {
   pthread_mutex_lock(&w.lock);
   if (atomic_load(&rec.ready)) { /* a hand-over wins over a timeout */
     pthread_mutex_unlock(&w.lock);
-    if (rec.pid == 0)
+    if (rec.pid == TOLD_SHUTDOWN)
       return MUPROC_ESHUTDOWN;
+    if (rec.pid == TOLD_RETIRE)
+      return MUPROC_ETIMEDOUT;
     *pid = rec.pid;
     return 0;
   }
@@ -126,17 +132,23 @@ static int park(struct pool *pool, int64_t deadline, muproc_pid_t *pid) {
   return MUPROC_ETIMEDOUT;
 }
 
-/* Wake every parked worker of POOL with pid 0: "shut down". Under lock. */
-static void dismiss_all(struct pool *pool) {
-  for (struct parked *rec = pool->parked, *next; rec; rec = next) {
+/* Wake the parked workers of POOL beyond the KEEP most recent ones with
+ * WHAT.  Under lock.  Returns how many. */
+static int64_t dismiss(struct pool *pool, uint32_t keep, muproc_pid_t what) {
+  struct parked **pp = &pool->parked;
+  for (uint32_t i = 0; *pp && i < keep; i++)
+    pp = &(*pp)->next;
+  int64_t n = 0;
+  for (struct parked *rec = *pp, *next; rec; rec = next, n++) {
     next = rec->next;
-    rec->pid = 0;
+    rec->pid = what;
     atomic_store(&rec->ready, 1);
     wake_word(&rec->ready, 1);
-    atomic_fetch_sub(&muproc_rt.parked, 1);
   }
-  pool->parked = NULL;
-  pool->nparked = 0;
+  *pp = NULL;
+  pool->nparked -= n;
+  atomic_fetch_sub(&muproc_rt.parked, n);
+  return n;
 }
 
 /* ---- Lisp workers ------------------------------------------------- */
@@ -164,6 +176,13 @@ int muproc_worker_park(int64_t deadline, muproc_pid_t *pid) {
   if (!pid)
     return MUPROC_EINVAL;
   return park(&w.lisp, deadline, pid);
+}
+
+int64_t muproc_worker_trim(uint32_t keep) {
+  pthread_mutex_lock(&w.lock);
+  int64_t n = dismiss(&w.lisp, keep, TOLD_RETIRE);
+  pthread_mutex_unlock(&w.lock);
+  return n;
 }
 
 /* ---- C workers ----------------------------------------------------- */
@@ -266,8 +285,8 @@ int muproc_wait_c_idle(int64_t deadline) {
 int worker_shutdown(void) {
   pthread_mutex_lock(&w.lock);
   w.shutting_down = true;
-  dismiss_all(&w.lisp);
-  dismiss_all(&w.c);
+  dismiss(&w.lisp, 0, TOLD_SHUTDOWN);
+  dismiss(&w.c, 0, TOLD_SHUTDOWN);
   struct c_thread *threads = w.c_threads;
   w.c_threads = NULL;
   pthread_mutex_unlock(&w.lock);
