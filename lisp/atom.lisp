@@ -1,0 +1,75 @@
+;;;; atom.lisp - keywords <-> libmuproc atoms.
+;;;;
+;;;; A keyword travels as the atom of its name with the case inverted the
+;;;; way readtable-case :INVERT does it, so :CMD is the Erlang atom 'cmd'
+;;;; and the atom 'Cmd' comes back as :|Cmd|: the mapping is one to one.
+
+(in-package #:muproc)
+
+(defun invert-case (string)
+  "STRING with its case inverted if all its letters have one case."
+  (let ((upper (some #'upper-case-p string))
+        (lower (some #'lower-case-p string)))
+    (cond ((and upper (not lower)) (string-downcase string))
+          ((and lower (not upper)) (string-upcase string))
+          (t string))))
+
+(defun intern-atom (string)
+  "The atom id for STRING, interning it in libmuproc."
+  (let ((octets (sb-ext:string-to-octets string :external-format :utf-8)))
+    (when (or (zerop (length octets)) (> (length octets) 255))
+      (error 'muproc-invalid-port-name :name string))
+    (cffi:with-pointer-to-vector-data (ptr octets)
+      (muproc.ffi:check (muproc.ffi:%atom ptr (length octets)) "muproc_atom"))))
+
+;;; Keyword -> atom is on the send path of every message, so the id is
+;;; cached on the keyword itself: a lock-free plist read.  The runtime's
+;;; creation tags the cache, so a core saved and restarted re-interns.
+(defvar *atom-lock* (sb-thread:make-mutex :name "muproc atom cache"))
+
+(declaim (inline keyword-atom))
+(defun keyword-atom (keyword)
+  "The atom id for KEYWORD."
+  (let ((cached (get keyword '%atom)))
+    (if (and cached (= (car cached) (muproc.ffi:%creation)))
+        (cdr cached)
+        (%cache-keyword-atom keyword))))
+
+(defun %cache-keyword-atom (keyword)
+  (let ((id (intern-atom (invert-case (symbol-name keyword)))))
+    (sb-thread:with-mutex (*atom-lock*)
+      (setf (get keyword '%atom) (cons (muproc.ffi:%creation) id)))
+    (remember-atom-keyword id keyword)
+    id))
+
+;;; Atom -> keyword: a vector indexed by atom id, grown under the lock;
+;;; readers see either the old or the new vector, both valid.
+(defvar *atom-keywords* (make-array 1024 :initial-element nil))
+
+(defun remember-atom-keyword (id keyword)
+  (sb-thread:with-mutex (*atom-lock*)
+    (let ((table *atom-keywords*))
+      (when (>= id (length table))
+        (let ((new (make-array (max (1+ id) (* 2 (length table)))
+                               :initial-element nil)))
+          (replace new table)
+          (setf table new *atom-keywords* new)))
+      (setf (svref table id) keyword))))
+
+(defun atom-keyword (id)
+  "The keyword for atom ID."
+  (let ((table *atom-keywords*))
+    (or (and (< id (length table)) (svref table id))
+        (let ((keyword (intern (invert-case (atom-string id)) :keyword)))
+          (remember-atom-keyword id keyword)
+          keyword))))
+
+(defun atom-string (id)
+  "The name of atom ID as a Lisp string."
+  (cffi:with-foreign-object (len :size)
+    (let ((ptr (muproc.ffi:%atom-name id len)))
+      (when (cffi:null-pointer-p ptr)
+        (error 'muproc-runtime-error :code muproc.ffi:+einval+
+                                     :operation "muproc_atom_name"))
+      (cffi:foreign-string-to-lisp ptr :count (cffi:mem-ref len :size)
+                                       :encoding :utf-8))))

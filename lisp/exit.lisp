@@ -1,0 +1,135 @@
+;;;; exit.lisp - how a muproc ends: exit signals, kills, and safe points.
+;;;;
+;;;; Exits of other muprocs travel through the target's priority lane, so
+;;;; a target blocked in C wakes up; a target busy in Lisp (or sleeping)
+;;;; is also interrupted, and acts on the signal at that safe point.  Our
+;;;; own critical sections run without interrupts, so a signal never
+;;;; lands in the middle of one.
+
+(in-package #:muproc)
+
+(defun consume-signal (msg)
+  "Free signal message MSG (owned by the caller) and return its kind and
+plist.  Called without interrupts, so the message can't leak."
+  (let ((kind (muproc.ffi:%msg-kind msg))
+        (plist (decode-plist msg)))
+    (free-message msg)
+    (values kind plist)))
+
+(defun act-on-signal (kind plist)
+  "Act on a signal taken from the current muproc's priority lane."
+  (let ((reason (getf plist :reason)))
+    (cond
+      ((= kind muproc.ffi:+k-kill+)
+       (throw '%muproc-exit reason))
+      ((= kind muproc.ffi:+k-exit+)
+       (if (%muproc-trap-exits *current-muproc*)
+           (mumsg-send *current-muproc* :terminated (getf plist :from) :reason reason)
+           (throw '%muproc-exit reason)))
+      ((= kind muproc.ffi:+k-interrupt+)
+       (apply (getf plist :function) (getf plist :arguments))))))
+
+(defun poll-signals (pid)
+  "At a safe point in muproc PID: act on every pending signal."
+  (when (and *current-muproc* (= pid (%muproc-pid *current-muproc*))
+             (not *receive-in-progress*)
+             (plusp (muproc.ffi:%mbox-signal-count pid)))
+    (cffi:with-foreign-object (out :pointer)
+      (loop
+        (multiple-value-bind (rc kind plist)
+            (sb-sys:without-interrupts
+              (let ((rc (muproc.ffi:%recv-signal pid muproc.ffi:+nowait+ out)))
+                (if (= rc muproc.ffi:+signalled+)
+                    (multiple-value-call #'values rc
+                      (consume-signal (cffi:mem-ref out :pointer)))
+                    rc)))
+          (if (= rc muproc.ffi:+signalled+)
+              (act-on-signal kind plist)
+              (return)))))))
+
+(defun send-signal (muproc kind plist)
+  "Put a signal of KIND carrying PLIST into MUPROC's priority lane and
+interrupt its thread so that it acts even if it never receives.  Returns
+true if MUPROC was alive."
+  (let* ((pid (%muproc-pid muproc))
+         (rc (sb-sys:without-interrupts
+               (let* ((msg (encode-plist plist t muproc))
+                      (rc (muproc.ffi:%signal-send pid kind msg)))
+                 (unless (zerop rc) (free-message msg))
+                 rc))))
+    (when (zerop rc)
+      ;; The worker publishes its thread before it first polls, so either
+      ;; we see the thread here or it sees the signal there.
+      (sb-thread:barrier (:read))
+      (let ((thread (%muproc-thread muproc)))
+        (when (and thread (not (eq thread sb-thread:*current-thread*)))
+          (handler-case
+              (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
+            (sb-thread:interrupt-thread-error () nil))))
+      t)))
+
+(defun muproc-exit (reason &optional muproc)
+  "Make a muproc exit with REASON.  Without MUPROC (or with the current
+one): unwind the current muproc (UNWIND-PROTECT cleanups run) and exit it;
+does not return.  With another MUPROC: send it an exit signal, which
+reaches it even while it sleeps, waits in a receive or computes; a muproc
+that traps exits receives (:terminated FROM :reason REASON) instead of
+exiting.  Returns true if MUPROC was alive, else NIL."
+  (cond ((or (null muproc) (eq muproc *current-muproc*))
+         (current-muproc-or-lose "MUPROC-EXIT")
+         (throw '%muproc-exit reason))
+        (t (send-signal muproc muproc.ffi:+k-exit+
+                        (list :reason reason :from *current-muproc*)))))
+
+(defun muproc-kill (muproc &optional (reason :killed))
+  "Make MUPROC exit with REASON (default :KILLED), which it can't trap.
+Returns true if MUPROC was alive, else NIL."
+  (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason)))
+
+;;; Exit reasons as libmuproc terms.
+
+(defun reason-term (reason)
+  "REASON as (values TYPE VALUE HANDLE); HANDLE is a standalone handle the
+caller must release once libmuproc has taken its own reference."
+  (typecase reason
+    (null (values muproc.ffi:+t-nil+ 0 nil))
+    (keyword (values muproc.ffi:+t-atom+ (keyword-atom reason) nil))
+    (t (let ((handle (new-standalone-handle reason)))
+         (values muproc.ffi:+t-handle+ handle handle)))))
+
+(defun drain-inport (pid)
+  "Free every message and signal left in exited muproc PID's inport."
+  (cffi:with-foreign-object (out :pointer)
+    (loop
+      (let ((rc (muproc.ffi:%recv pid (cffi:null-pointer) (cffi:null-pointer)
+                                  muproc.ffi:+nowait+ out)))
+        (cond ((zerop rc)
+               (let ((msg (cffi:mem-ref out :pointer)))
+                 (muproc.ffi:%recv-take pid msg)
+                 (free-message msg)))
+              ((= rc muproc.ffi:+signalled+)
+               (free-message (cffi:mem-ref out :pointer)))
+              (t (return)))))))
+
+(defun finish-muproc (muproc reason)
+  "Record REASON, free the name, exit in libmuproc, drain and release.
+Runs without interrupts: nothing may stop an exit half-way."
+  (sb-sys:without-interrupts
+    (let ((pid (%muproc-pid muproc))
+          (name (%muproc-name muproc)))
+      ;; The name is free again before anyone can hear of the exit.
+      (when name
+        (sb-ext:with-locked-hash-table (*muproc-names*)
+          (when (eq (gethash name *muproc-names*) muproc)
+            (remhash name *muproc-names*))))
+      (setf (%muproc-exit-reason muproc) reason)
+      (multiple-value-bind (type value handle) (reason-term reason)
+        (muproc.ffi:check (muproc.ffi:%proc-exit pid type value) "muproc_proc_exit")
+        (when handle (muproc.ffi:%handle-release handle))
+        (drain-inport pid)
+        (setf (%muproc-exited muproc) t
+              (%muproc-thread muproc) nil)
+        (setf (gethash pid *known-muprocs*) muproc)
+        (remhash pid *live-muprocs*)
+        (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
+        (when handle (forget-handle handle))))))

@@ -1,0 +1,217 @@
+;;;; ffi.lisp - loading libmuproc and the raw bindings to it.
+;;;;
+;;;; Thin on purpose: %NAME functions mirror c/muproc.h one to one, CHECK
+;;;; turns an unexpected negative code into a condition.  Policy lives in
+;;;; the files above this one.
+
+(in-package #:muproc.ffi)
+
+;;; The version of the C interface this Lisp code was written against.
+(defconstant +major+ 0)
+(defconstant +minor+ 1)
+
+(cffi:define-foreign-library libmuproc
+  (:unix "libmuproc.so.0")
+  (t (:default "libmuproc")))
+
+(defun installed-libdir ()
+  "The libdir recorded by 'make install' next to the installed muproc.asd."
+  (let ((file (asdf:system-relative-pathname "muproc" "libdir.sexp")))
+    (when (probe-file file)
+      (with-open-file (in file) (read in nil nil)))))
+
+(defun library-directories ()
+  "Directories searched for libmuproc.so.0, in order: $MUPROC_LIBDIR, the
+build tree next to muproc.asd (c/.libs/), then the installed libdir."
+  (remove nil
+          (list (let ((dir (uiop:getenv "MUPROC_LIBDIR")))
+                  (when (and dir (plusp (length dir)))
+                    (uiop:ensure-directory-pathname dir)))
+                (asdf:system-relative-pathname "muproc" "c/.libs/")
+                (let ((dir (installed-libdir)))
+                  (when dir (uiop:ensure-directory-pathname dir))))))
+
+;;; Constants of c/muproc.h.
+
+(defconstant +ok+ 0)
+(defconstant +einval+ -1)
+(defconstant +enomem+ -2)
+(defconstant +esrch+ -3)
+(defconstant +eexist+ -4)
+(defconstant +enoent+ -5)
+(defconstant +etimedout+ -6)
+(defconstant +efull+ -7)
+(defconstant +ethreads+ -8)
+(defconstant +eproclim+ -9)
+(defconstant +enotinit+ -10)
+(defconstant +ebusy+ -11)
+(defconstant +eperm+ -12)
+(defconstant +etype+ -13)
+(defconstant +erange+ -14)
+(defconstant +eshutdown+ -15)
+(defconstant +estate+ -16)
+(defconstant +signalled+ 1)
+(defconstant +worker-needed+ 1)
+(defconstant +forever+ -1)
+(defconstant +nowait+ 0)
+
+(defconstant +t-nil+ 0)
+(defconstant +t-int+ 1)
+(defconstant +t-double+ 2)
+(defconstant +t-atom+ 3)
+(defconstant +t-string+ 4)
+(defconstant +t-binary+ 5)
+(defconstant +t-pid+ 6)
+(defconstant +t-ref+ 7)
+(defconstant +t-handle+ 8)
+
+(defconstant +k-message+ 0)
+(defconstant +k-exit+ 1)
+(defconstant +k-kill+ 2)
+(defconstant +k-timer+ 3)
+(defconstant +k-interrupt+ 4)
+
+(defconstant +kind-lisp+ 0)
+(defconstant +kind-c+ 1)
+
+(defconstant +s-noproc+ 0)
+(defconstant +s-created+ 1)
+(defconstant +s-running+ 2)
+(defconstant +s-waiting+ 3)
+(defconstant +s-exited+ 4)
+
+(defconstant +stat-procs+ 0)
+(defconstant +stat-threads+ 1)
+(defconstant +stat-parked+ 2)
+(defconstant +stat-handles+ 3)
+(defconstant +stat-messages+ 4)
+(defconstant +stat-atoms+ 5)
+(defconstant +stat-registered+ 6)
+
+(defmacro check (form operation)
+  "Evaluate FORM, a call returning a libmuproc code; signal
+MUPROC-RUNTIME-ERROR naming OPERATION if it is negative, else return it."
+  (let ((rc (gensym "RC")))
+    `(let ((,rc ,form))
+       (if (minusp ,rc)
+           (error 'muproc:muproc-runtime-error :code ,rc :operation ,operation)
+           ,rc))))
+
+(defmacro defcall (lisp-name c-name return-type &rest args)
+  "A DEFCFUN declared inline: a call costs about as much as a Lisp call."
+  `(progn
+     (declaim (inline ,lisp-name))
+     (cffi:defcfun (,c-name ,lisp-name) ,return-type ,@args)))
+
+(defcall %version "muproc_version" :unsigned-int)
+(defcall %version-string "muproc_version_string" :string)
+(defcall %strerror "muproc_strerror" :string (code :int))
+(defcall %err-name "muproc_err_name" :string (code :int))
+
+(defcall %init "muproc_init" :int (max-procs :uint32) (max-threads :uint32))
+(defcall %now-ns "muproc_now_ns" :int64)
+(defcall %thread-cap "muproc_thread_cap" :uint32)
+(defcall %set-thread-cap "muproc_set_thread_cap" :int64 (cap :uint32))
+(defcall %stat "muproc_stat" :int64 (what :int))
+(defcall %creation "muproc_creation" :uint32)
+(defcall %make-ref "muproc_make_ref" :uint64)
+
+(defcall %atom "muproc_atom" :int64 (name :pointer) (len :size))
+(defcall %atom-name "muproc_atom_name" :pointer (atom :uint32) (len :pointer))
+
+(defcall %handle-live "muproc_handle_live" :int (handle :uint64))
+(defcall %handle-new "muproc_handle_new" :int (out :pointer))
+(defcall %handle-release "muproc_handle_release" :int (handle :uint64))
+
+(defcall %msg-new "muproc_msg_new" :pointer (npairs :uint32) (nbytes :size))
+(defcall %msg-free "muproc_msg_free" :void (msg :pointer))
+(defcall %msg-put-nil "muproc_msg_put_nil" :int (msg :pointer) (key :uint32))
+(defcall %msg-put-int "muproc_msg_put_int" :int (msg :pointer) (key :uint32) (value :int64))
+(defcall %msg-put-double "muproc_msg_put_double" :int (msg :pointer) (key :uint32) (value :double))
+(defcall %msg-put-atom "muproc_msg_put_atom" :int (msg :pointer) (key :uint32) (value :uint32))
+(defcall %msg-put-string "muproc_msg_put_string" :int (msg :pointer) (key :uint32) (bytes :pointer) (len :size))
+(defcall %msg-put-binary "muproc_msg_put_binary" :int (msg :pointer) (key :uint32) (bytes :pointer) (len :size))
+(defcall %msg-put-pid "muproc_msg_put_pid" :int (msg :pointer) (key :uint32) (value :uint64))
+(defcall %msg-put-ref "muproc_msg_put_ref" :int (msg :pointer) (key :uint32) (value :uint64))
+(defcall %msg-put-new-handle "muproc_msg_put_new_handle" :int (msg :pointer) (key :uint32) (out :pointer))
+
+(defcall %msg-size "muproc_msg_size" :uint32 (msg :pointer))
+(defcall %msg-key "muproc_msg_key" :uint32 (msg :pointer) (i :uint32))
+(defcall %msg-type "muproc_msg_type" :int (msg :pointer) (i :uint32))
+(defcall %msg-int "muproc_msg_int" :int64 (msg :pointer) (i :uint32))
+(defcall %msg-double "muproc_msg_double" :double (msg :pointer) (i :uint32))
+(defcall %msg-atom "muproc_msg_atom" :uint32 (msg :pointer) (i :uint32))
+(defcall %msg-bytes "muproc_msg_bytes" :pointer (msg :pointer) (i :uint32) (len :pointer))
+(defcall %msg-pid "muproc_msg_pid" :uint64 (msg :pointer) (i :uint32))
+(defcall %msg-ref "muproc_msg_ref" :uint64 (msg :pointer) (i :uint32))
+(defcall %msg-handle "muproc_msg_handle" :uint64 (msg :pointer) (i :uint32))
+(defcall %msg-find "muproc_msg_find" :int (msg :pointer) (key :uint32))
+(defcall %msg-sender "muproc_msg_sender" :uint64 (msg :pointer))
+(defcall %msg-kind "muproc_msg_kind" :int (msg :pointer))
+
+(defcall %proc-create "muproc_proc_create" :int (name :uint32) (kind :int) (capacity :uint32) (out :pointer))
+(defcall %proc-start "muproc_proc_start" :int (pid :uint64))
+(defcall %proc-exit "muproc_proc_exit" :int (pid :uint64) (type :int) (value :uint64))
+(defcall %proc-release "muproc_proc_release" :int (pid :uint64))
+(defcall %self "muproc_self" :uint64)
+(defcall %proc-state "muproc_proc_state" :int (pid :uint64))
+(defcall %proc-name "muproc_proc_name" :uint32 (pid :uint64))
+(defcall %proc-kind "muproc_proc_kind" :int (pid :uint64))
+(defcall %proc-exit-reason "muproc_proc_exit_reason" :int (pid :uint64) (type :pointer) (value :pointer))
+(defcall %proc-list "muproc_proc_list" :int64 (buf :pointer) (cap :size))
+
+(defcall %register "muproc_register" :int (name :uint32) (pid :uint64))
+(defcall %unregister "muproc_unregister" :int (name :uint32))
+(defcall %whereis "muproc_whereis" :int (name :uint32) (out :pointer))
+(defcall %registered-names "muproc_registered_names" :int64 (pid :uint64) (buf :pointer) (cap :size))
+
+(defcall %send "muproc_send" :int (to :uint64) (msg :pointer))
+(defcall %signal-send "muproc_signal_send" :int (to :uint64) (kind :int) (msg :pointer))
+(defcall %recv "muproc_recv" :int (self :uint64) (after :pointer) (filter :pointer) (deadline :int64) (out :pointer))
+(defcall %recv-signal "muproc_recv_signal" :int (self :uint64) (deadline :int64) (out :pointer))
+(defcall %recv-take "muproc_recv_take" :int (self :uint64) (msg :pointer))
+(defcall %mbox-count "muproc_mbox_count" :int64 (pid :uint64))
+(defcall %mbox-signal-count "muproc_mbox_signal_count" :int64 (pid :uint64))
+(defcall %mbox-capacity "muproc_mbox_capacity" :int64 (pid :uint64))
+
+(defcall %worker-offer "muproc_worker_offer" :int (pid :uint64))
+(defcall %worker-unreserve "muproc_worker_unreserve" :void)
+(defcall %worker-park "muproc_worker_park" :int (deadline :int64) (out :pointer))
+(defcall %worker-exit "muproc_worker_exit" :void)
+(defcall %worker-trim "muproc_worker_trim" :int64 (keep :uint32))
+
+(defun load-library ()
+  "Load libmuproc, preferring an explicit directory over the ld.so search
+(an installed copy in the ld cache must not shadow the build tree), then
+check its version and initialise the runtime.  Idempotent, so a saved core
+can call it again at start-up.  Signals MUPROC:MUPROC-LIBRARY-NOT-FOUND
+listing every path tried, or MUPROC:MUPROC-VERSION-MISMATCH."
+  (unless (cffi:foreign-library-loaded-p 'libmuproc)
+    (let* ((candidates (mapcar (lambda (dir) (merge-pathnames "libmuproc.so.0" dir))
+                               (library-directories)))
+           (found (find-if #'probe-file candidates))
+           (tried (append (mapcar #'namestring candidates)
+                          (list "libmuproc.so.0 through the ld.so search path"))))
+      (handler-bind ((cffi:load-foreign-library-error
+                       (lambda (e)
+                         ;; Signalled from inside the handler so that CFFI's
+                         ;; RETRY and USE-VALUE restarts stay available.
+                         (error 'muproc:muproc-library-not-found
+                                :tried tried :cause (princ-to-string e)))))
+        (if found
+            (cffi:load-foreign-library (namestring found))
+            (cffi:load-foreign-library 'libmuproc)))))
+  (check-version)
+  (let ((rc (%init 0 0)))
+    (when (minusp rc)
+      (error 'muproc:muproc-runtime-error :code rc :operation "muproc_init")))
+  t)
+
+(defun check-version ()
+  (let* ((v (cffi:foreign-funcall "muproc_version" :unsigned-int))
+         (major (ldb (byte 8 16) v))
+         (minor (ldb (byte 8 8) v)))
+    (unless (and (= major +major+) (>= minor +minor+))
+      (error 'muproc:muproc-version-mismatch
+             :loaded (cffi:foreign-funcall "muproc_version_string" :string)
+             :expected (format nil "~d.~d.x" +major+ +minor+)))))

@@ -1,0 +1,240 @@
+;;;; mailbox.lisp - MUMSG-SEND, MUMSG-RECEIVE and the inport.
+
+(in-package #:muproc)
+
+(defvar *muproc-packet* nil
+  "Inside the body of a MUMSG-RECEIVE clause: the mumsg that matched.")
+
+(defun timeout-deadline (timeout)
+  "The libmuproc deadline for TIMEOUT seconds (NIL: none; 0: don't wait)."
+  (cond ((null timeout) muproc.ffi:+forever+)
+        ((and (realp timeout) (zerop timeout)) muproc.ffi:+nowait+)
+        ((and (realp timeout) (plusp timeout))
+         (+ (muproc.ffi:%now-ns) (round (* timeout 1000000000))))
+        (t (error 'type-error :datum timeout :expected-type '(or null (real 0))))))
+
+;;; Sending
+
+(defun destination-pid (destination)
+  "The pid DESTINATION designates, or NIL if it is a muproc known to have
+terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
+  (typecase destination
+    (muproc (unless (%muproc-exited destination) (%muproc-pid destination)))
+    (keyword
+     (cffi:with-foreign-object (out :uint64)
+       (let ((rc (muproc.ffi:%whereis (keyword-atom destination) out)))
+         (if (zerop rc)
+             (cffi:mem-ref out :uint64)
+             (error 'muproc-unknown-port-name :name destination)))))
+    (t (error 'type-error :datum destination
+                          :expected-type '(or muproc keyword)))))
+
+(defun send-to-terminated (destination)
+  (signal 'muproc-send-to-terminated-muproc-condition
+          :muproc (if (muproc-p destination) destination (pid-muproc 0)))
+  nil)
+
+(defun mumsg-send (destination &rest plist)
+  "Send the mumsg made of PLIST (or PLIST's single element, if that is a
+mumsg) to DESTINATION: a muproc, a registered port name (a keyword) or
+*MUPROC-INPORT*.  Never blocks.  Returns T when queued.
+An odd-length PLIST or a non-keyword key signals MUMSG-MALFORMED, an
+unregistered port name MUPROC-UNKNOWN-PORT-NAME, a full bounded inport
+MUPROC-INPORT-FULL (restart RETRY), all at the send site.  A terminated
+destination signals MUPROC-SEND-TO-TERMINATED-MUPROC-CONDITION (not an
+error) and returns NIL.  Values reach a Lisp muproc by reference (EQ); a C
+muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
+  (when (and plist (null (cdr plist)) (mumsg-p (car plist)))
+    (setf plist (mumsg-plist (car plist))))
+  (check-plist plist)
+  (loop
+    (let* ((pid (destination-pid destination))
+           (kind (if pid (muproc.ffi:%proc-kind pid) muproc.ffi:+esrch+)))
+      (when (minusp kind)
+        (return (send-to-terminated destination)))
+      (let ((rc (sb-sys:without-interrupts
+                  ;; The message is owned here until the send succeeds:
+                  ;; no interrupt may come between the two.
+                  (let* ((msg (encode-plist plist (= kind muproc.ffi:+kind-lisp+)
+                                            destination))
+                         (rc (muproc.ffi:%send pid msg)))
+                    (unless (zerop rc) (free-message msg))
+                    rc))))
+        (cond ((zerop rc) (return t))
+              ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination)))
+              ((= rc muproc.ffi:+efull+)
+               (restart-case
+                   (error 'muproc-inport-full
+                          :destination destination
+                          :capacity (muproc.ffi:%mbox-capacity pid))
+                 (retry ()
+                   :report "Try to send the message again.")))
+              (t (error 'muproc-runtime-error :code rc :operation "muproc_send")))))))
+
+;;; Receiving
+
+(defun make-receive-filter (key-sets)
+  "A foreign receive filter (see muproc_recv) for KEY-SETS, a list of lists
+of keywords; a null pointer when some set is empty (anything may match)."
+  (if (some #'null key-sets)
+      (cffi:null-pointer)
+      (let ((words (cons (length key-sets)
+                         (loop for set in key-sets
+                               append (cons (length set) (mapcar #'keyword-atom set))))))
+        (cffi:foreign-alloc :uint32 :initial-contents words))))
+
+(defvar *receive-in-progress* nil
+  "True while a receive is scanning the inport: the message it looks at
+is only borrowed, so nothing may receive until the scan is over.")
+
+(defun sender-muproc (msg)
+  (let ((pid (muproc.ffi:%msg-sender msg)))
+    (unless (zerop pid) (pid-muproc pid))))
+
+(defun %receive (filter timeout matcher)
+  "Scan the inport for the first message, oldest first, for which MATCHER
+(called with its plist and sender) returns a clause index; take it and
+return (values index plist sender), or :TIMEOUT."
+  (let* ((self (current-muproc-or-lose "MUMSG-RECEIVE"))
+         (pid (%muproc-pid self))
+         (deadline (timeout-deadline timeout)))
+    (when *receive-in-progress*
+      (error 'muproc-nested-receive))
+    (let ((*receive-in-progress* t))
+      (cffi:with-foreign-object (out :pointer)
+        (let ((after (cffi:null-pointer)))
+          (loop
+            (multiple-value-bind (rc signal-kind signal-plist)
+                (sb-sys:without-interrupts
+                  (let ((rc (muproc.ffi:%recv pid after filter deadline out)))
+                    (if (= rc muproc.ffi:+signalled+)
+                        (multiple-value-call #'values rc
+                          (consume-signal (cffi:mem-ref out :pointer)))
+                        rc)))
+              (cond
+                ((zerop rc)
+                 (let* ((msg (cffi:mem-ref out :pointer))
+                        (plist (decode-plist msg))
+                        (sender (sender-muproc msg))
+                        (index (funcall matcher plist sender)))
+                   (if index
+                       (progn
+                         (sb-sys:without-interrupts
+                           (muproc.ffi:check (muproc.ffi:%recv-take pid msg)
+                                             "muproc_recv_take")
+                           (free-message msg))
+                         (return (values index plist sender)))
+                       (setf after msg))))
+                ((= rc muproc.ffi:+signalled+)
+                 (act-on-signal signal-kind signal-plist))
+                ((= rc muproc.ffi:+etimedout+)
+                 (return :timeout))
+                (t (error 'muproc-runtime-error :code rc
+                                                :operation "muproc_recv"))))))))))
+
+(defconstant +absent+ '+absent+)
+
+(defun plist-has-keys-p (plist keys)
+  (loop for key in keys
+        always (not (eq (getf plist key +absent+) +absent+))))
+
+(defun clause-key (variable)
+  (intern (symbol-name variable) :keyword))
+
+(defmacro mumsg-receive ((from &key timeout) &body clauses)
+  "Receive the oldest message that matches one of CLAUSES, blocking until
+one does.  A clause is ((NAME*) GUARD FORM*): it matches a message that
+holds a key for every NAME (:NAME for the symbol NAME; present with value
+NIL counts) and for which GUARD, evaluated with each NAME bound to its
+value, returns true.  For each message, oldest first, the clauses are tried
+in order; the first match is removed from the inport and the values of its
+FORMs are returned, with the NAMEs bound, FROM bound to the sending muproc
+(NIL if the sender was not a muproc) and *MUPROC-PACKET* to the mumsg.
+Messages that match no clause stay queued, in order.  (() t FORM*) matches
+anything.
+TIMEOUT (seconds, evaluated once; NIL: wait forever; 0: don't wait at all)
+bounds the wait; when it passes, the forms of a clause (:TIMEOUT FORM*)
+are evaluated, or NIL is returned.  The timeout uses no thread interrupt.
+Guards must have no side effects and must not receive.  Signals
+MUPROC-NOT-IN-MUPROC outside a muproc."
+  (let* ((timeout-clause (find :timeout clauses :key #'car))
+         (clauses (remove timeout-clause clauses))
+         (plist (gensym "PLIST"))
+         (sender (gensym "SENDER"))
+         (index (gensym "INDEX")))
+    (dolist (clause clauses)
+      (unless (and (consp clause) (listp (first clause))
+                   (every (lambda (v) (and (symbolp v) v)) (first clause)))
+        (error "Malformed MUMSG-RECEIVE clause ~s: expected ((NAME*) GUARD FORM*)."
+               clause)))
+    (flet ((bindings (clause)
+             (loop for var in (first clause)
+                   collect `(,var (getf ,plist ,(clause-key var))))))
+      `(multiple-value-bind (,index ,plist ,sender)
+           (%receive
+            (load-time-value
+             (make-receive-filter
+              ',(loop for clause in clauses
+                      collect (mapcar #'clause-key (first clause))))
+             t)
+            ,timeout
+            (lambda (,plist ,sender)
+              (let ((,from ,sender))
+                (declare (ignorable ,from))
+                (cond
+                  ,@(loop for clause in clauses
+                          for i from 0
+                          collect
+                          `((and (plist-has-keys-p
+                                  ,plist ',(mapcar #'clause-key (first clause)))
+                                 (let ,(bindings clause)
+                                   (declare (ignorable ,@(first clause)))
+                                   ,(second clause)))
+                            ,i))))))
+         (declare (ignorable ,plist ,sender))
+         (case ,index
+           ,@(loop for clause in clauses
+                   for i from 0
+                   collect `(,i (let ((,from ,sender)
+                                      (*muproc-packet* (%make-mumsg ,plist))
+                                      ,@(bindings clause))
+                                  (declare (ignorable ,from ,@(first clause)))
+                                  ,@(cddr clause))))
+           (t ,@(rest timeout-clause)))))))
+
+(defun muproc-unmatched-input-count (&optional (muproc (muproc-current-process)))
+  "How many messages wait in MUPROC's inport (default: the current
+muproc's)."
+  (if (and muproc (not (%muproc-exited muproc)))
+      (max 0 (muproc.ffi:%mbox-count (%muproc-pid muproc)))
+      0))
+
+(defun muproc-unmatched-input-p (&optional (muproc (muproc-current-process)))
+  "True if messages wait in MUPROC's inport."
+  (plusp (muproc-unmatched-input-count muproc)))
+
+(defun muproc-discard-all-pending-input ()
+  "Remove every message waiting in the current muproc's inport.  Returns
+how many were discarded.  Exit signals found on the way are acted upon.
+Signals MUPROC-NOT-IN-MUPROC outside a muproc."
+  (let ((pid (%muproc-pid (current-muproc-or-lose "MUPROC-DISCARD-ALL-PENDING-INPUT")))
+        (n 0))
+    (cffi:with-foreign-object (out :pointer)
+      (loop
+        (multiple-value-bind (rc signal-kind signal-plist)
+            (sb-sys:without-interrupts
+              (let ((rc (muproc.ffi:%recv pid (cffi:null-pointer) (cffi:null-pointer)
+                                          muproc.ffi:+nowait+ out)))
+                (cond ((zerop rc)
+                       (let ((msg (cffi:mem-ref out :pointer)))
+                         (muproc.ffi:%recv-take pid msg)
+                         (free-message msg)
+                         (incf n)
+                         rc))
+                      ((= rc muproc.ffi:+signalled+)
+                       (multiple-value-call #'values rc
+                         (consume-signal (cffi:mem-ref out :pointer))))
+                      (t rc))))
+          (cond ((zerop rc))
+                ((= rc muproc.ffi:+signalled+) (act-on-signal signal-kind signal-plist))
+                (t (return n))))))))

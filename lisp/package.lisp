@@ -1,0 +1,79 @@
+;;;; package.lisp - the muproc packages.
+
+(defpackage #:muproc.ffi
+  (:use #:common-lisp)
+  (:documentation "Raw CFFI bindings to libmuproc and the loading of the
+library.  Internal: thin and boring by design; policy lives in MUPROC.")
+  (:export #:load-library #:library-directories
+           #:check #:+ok+ #:+signalled+ #:+worker-needed+
+           #:+forever+ #:+nowait+
+           ;; error codes
+           #:+einval+ #:+enomem+ #:+esrch+ #:+eexist+ #:+enoent+ #:+etimedout+
+           #:+efull+ #:+ethreads+ #:+eproclim+ #:+enotinit+ #:+ebusy+ #:+eperm+
+           #:+etype+ #:+erange+ #:+eshutdown+ #:+estate+
+           ;; term types, kinds, states, stats
+           #:+t-nil+ #:+t-int+ #:+t-double+ #:+t-atom+ #:+t-string+ #:+t-binary+
+           #:+t-pid+ #:+t-ref+ #:+t-handle+
+           #:+k-message+ #:+k-exit+ #:+k-kill+ #:+k-timer+ #:+k-interrupt+
+           #:+kind-lisp+ #:+kind-c+
+           #:+s-noproc+ #:+s-created+ #:+s-running+ #:+s-waiting+ #:+s-exited+
+           #:+stat-procs+ #:+stat-threads+ #:+stat-parked+ #:+stat-handles+
+           #:+stat-messages+ #:+stat-atoms+ #:+stat-registered+
+           ;; functions
+           #:%version #:%version-string #:%strerror #:%err-name
+           #:%init #:%now-ns #:%thread-cap #:%set-thread-cap #:%stat
+           #:%atom #:%atom-name #:%make-ref #:%creation
+           #:%handle-live #:%handle-new #:%handle-release
+           #:%msg-new #:%msg-free #:%msg-put-nil #:%msg-put-int #:%msg-put-double
+           #:%msg-put-atom #:%msg-put-string #:%msg-put-binary #:%msg-put-pid
+           #:%msg-put-ref #:%msg-put-new-handle
+           #:%msg-size #:%msg-key #:%msg-type #:%msg-int #:%msg-double #:%msg-atom
+           #:%msg-bytes #:%msg-pid #:%msg-ref #:%msg-handle #:%msg-find
+           #:%msg-sender #:%msg-kind
+           #:%proc-create #:%proc-start #:%proc-exit #:%proc-release #:%self
+           #:%proc-state #:%proc-name #:%proc-kind #:%proc-exit-reason
+           #:%proc-list
+           #:%register #:%unregister #:%whereis #:%registered-names
+           #:%send #:%signal-send #:%recv #:%recv-signal #:%recv-take
+           #:%mbox-count #:%mbox-signal-count #:%mbox-capacity
+           #:%worker-offer #:%worker-unreserve #:%worker-park #:%worker-exit
+           #:%worker-trim))
+
+(defpackage #:muproc
+  (:use #:common-lisp)
+  (:nicknames #:cl-muproc)
+  (:documentation "Erlang-style concurrency: muprocs that share nothing but
+property-list messages (mumsgs), selective receive, registered port names,
+exits, and the MUPROC form for talking to muprocs from the REPL.  The names
+are those of cl-muproc.")
+  (:export
+   ;; processes
+   #:muproc #:muprocn #:muproc-spawn #:muproc-current-process #:muproc-name
+   #:muproc-p #:in-muproc-p #:muproc-find #:muproc-all-processes
+   #:muproc-state #:muproc-exit-reason #:muproc-alive-p
+   #:muproc-exit #:muproc-kill
+   #:*muproc-inport* #:*muproc-errorstream* #:*muproc-packet*
+   #:*muproc-enter-debugger-on-error* #:*muproc-worker-idle-seconds*
+   ;; messages
+   #:mumsg #:mumsg-p #:mumsg-plist #:mumsg-get #:muproc-get-field #:mumsg-keys
+   #:mumsg-send #:mumsg-receive
+   #:muproc-unmatched-input-count #:muproc-unmatched-input-p
+   #:muproc-discard-all-pending-input
+   ;; ports
+   #:muproc-register-port-name #:muproc-unregister-port-name
+   #:muproc-get-registered-port #:muproc-with-registered-port
+   #:muproc-registered-port-names
+   ;; tags
+   #:muproc-with-message-tag #:muproc-make-tag #:muproc-msgtag= #:muproc-tag-p
+   ;; logging
+   #:muproc-log-errorstream
+   ;; runtime
+   #:muproc-thread-cap #:muproc-trim-workers #:muproc-runtime-stats
+   ;; conditions
+   #:muproc-error #:muproc-library-not-found #:muproc-version-mismatch
+   #:muproc-runtime-error #:muproc-error-code #:muproc-name-taken
+   #:muproc-port-name-taken #:muproc-unknown-port-name #:muproc-invalid-port-name
+   #:mumsg-malformed #:mumsg-unsendable-value #:muproc-inport-full
+   #:muproc-thread-limit #:muproc-not-in-muproc #:muproc-nested-receive
+   #:muproc-send-to-terminated-muproc-condition
+   #:muproc-condition-muproc #:muproc-error-in-process))

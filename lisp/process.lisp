@@ -1,0 +1,131 @@
+;;;; process.lisp - the muproc object, and finding muprocs.
+
+(in-package #:muproc)
+
+(defstruct (muproc (:constructor %make-muproc)
+                   (:conc-name %muproc-)
+                   (:predicate muproc-p)
+                   (:copier nil))
+  (pid 0 :type (unsigned-byte 64) :read-only t)
+  (name nil :type symbol)
+  (kind :lisp :type (member :lisp :c :unknown))
+  (function nil)
+  (arglist nil :type list)
+  (errorstream nil)
+  (initial-bindings nil :type list)
+  (trap-exits nil)
+  (thread nil)
+  (exit-reason nil)
+  (exited nil))
+
+(setf (documentation 'muproc-p 'function)
+      "True if OBJECT is a muproc (alive or not).")
+
+(defvar *current-muproc* nil
+  "The muproc the current thread runs, or NIL.")
+
+(defvar *muproc-inport* nil
+  "Inside a muproc: its own inport, a destination for MUMSG-SEND (so
+(mumsg-send *muproc-inport* :wakeup t) sends to oneself).  NIL elsewhere.")
+
+(defvar *muproc-errorstream* nil
+  "The stream MUPROC-LOG-ERRORSTREAM writes to.  Inside a muproc it is the
+errorstream given to MUPROC-SPAWN, or the spawner's; NIL outside a muproc,
+where *TRACE-OUTPUT* is used.")
+
+;;; Live Lisp muprocs are held strongly until they have exited; muprocs
+;;; learned from messages (C muprocs, the dead) only weakly.
+(defvar *live-muprocs* (make-hash-table :synchronized t))
+(defvar *known-muprocs* (make-hash-table :synchronized t :weakness :value))
+(defvar *muproc-names* (make-hash-table :test 'eq :synchronized t)
+  "Names of live Lisp muprocs.")
+
+(defun pid-muproc (pid)
+  "The muproc object for PID, made on first sight for C muprocs."
+  (or (gethash pid *live-muprocs*)
+      (gethash pid *known-muprocs*)
+      (let ((kind (muproc.ffi:%proc-kind pid)))
+        (setf (gethash pid *known-muprocs*)
+              (if (minusp kind)
+                  (%make-muproc :pid pid :kind :unknown :exited t)
+                  (let ((name-atom (muproc.ffi:%proc-name pid)))
+                    (%make-muproc :pid pid
+                                  :kind (if (= kind muproc.ffi:+kind-c+) :c :lisp)
+                                  :name (when (plusp name-atom)
+                                          (atom-keyword name-atom)))))))))
+
+(defun muproc-current-process ()
+  "The muproc running the calling thread, or NIL outside a muproc."
+  *current-muproc*)
+
+(defun in-muproc-p ()
+  "True when called inside a muproc."
+  (not (null *current-muproc*)))
+
+(defun current-muproc-or-lose (operation)
+  (or *current-muproc* (error 'muproc-not-in-muproc :operation operation)))
+
+(defun muproc-name (&optional (muproc (muproc-current-process)))
+  "The name of MUPROC (default: the current one): the symbol given to
+MUPROC-SPAWN (NIL for an anonymous muproc), or a keyword for a C muproc."
+  (%muproc-name muproc))
+
+(defun muproc-state (muproc)
+  "The state of MUPROC: :CREATED (not yet started), :RUNNING, :WAITING
+(blocked in a receive), or :DEAD."
+  (if (%muproc-exited muproc)
+      :dead
+      (let ((state (muproc.ffi:%proc-state (%muproc-pid muproc))))
+        (cond ((= state muproc.ffi:+s-created+) :created)
+              ((= state muproc.ffi:+s-running+) :running)
+              ((= state muproc.ffi:+s-waiting+) :waiting)
+              (t :dead)))))
+
+(defun muproc-alive-p (muproc)
+  "True while MUPROC has not exited."
+  (not (eq (muproc-state muproc) :dead)))
+
+(defun muproc-exit-reason (muproc)
+  "The reason MUPROC exited with (NIL while it is alive): :NORMAL for a
+normal return, the reason given to MUPROC-EXIT, or (:ERROR-IN-PROCESS .
+condition) after an unhandled error."
+  (%muproc-exit-reason muproc))
+
+(defun pid-string (pid)
+  (let ((number (ldb (byte 32 0) pid))
+        (serial (ldb (byte 32 32) pid)))
+    (if (zerop serial)
+        (format nil "~d" number)
+        (format nil "~d.~d" number serial))))
+
+(defmethod print-object ((m muproc) stream)
+  (print-unreadable-object (m stream)
+    (let* ((state (muproc-state m))
+           (pending (if (eq state :dead)
+                        0
+                        (max 0 (muproc.ffi:%mbox-count (%muproc-pid m))))))
+      (format stream "MUPROC ~a ~:[-~;~:*~s~] ~s~[~:; pending ~:*~d~]"
+              (pid-string (%muproc-pid m)) (%muproc-name m) state pending))))
+
+(defun muproc-all-processes ()
+  "A list of every live muproc (Lisp and C), oldest slot first."
+  (let ((n (muproc.ffi:%proc-list (cffi:null-pointer) 0)))
+    (loop
+      (let ((cap (+ n 16)))
+        (cffi:with-foreign-object (buf :uint64 cap)
+          (setf n (muproc.ffi:%proc-list buf cap))
+          (when (<= n cap)
+            (return (loop for i below n
+                          collect (pid-muproc (cffi:mem-aref buf :uint64 i))))))))))
+
+(defun muproc-find (name)
+  "Find live muprocs by name.  NAME a symbol: the live muproc of that name,
+or NIL.  NAME a string: a list of the live muprocs whose name contains it,
+ignoring case."
+  (etypecase name
+    (symbol (gethash name *muproc-names*))
+    (string (remove-if-not (lambda (m)
+                             (and (%muproc-name m)
+                                  (search name (string (%muproc-name m))
+                                          :test #'char-equal)))
+                           (muproc-all-processes)))))

@@ -1,0 +1,46 @@
+;;;; runtime.lisp - loading the C runtime, and controlling it.
+
+(in-package #:muproc)
+
+(muproc.ffi:load-library)
+
+(defun muproc-thread-cap ()
+  "How many threads may run muprocs at once (parked workers included).
+The default keeps SBCL below vm.max_map_count (it dies outright past it).
+SETF-able."
+  (muproc.ffi:%thread-cap))
+
+(defun (setf muproc-thread-cap) (cap)
+  (check-type cap (integer 1 #xffffffff))
+  (muproc.ffi:%set-thread-cap cap)
+  cap)
+
+(defun muproc-trim-workers (&key (keep 0))
+  "End parked worker threads beyond the KEEP most recently parked.  With
+KEEP 0, waits until those threads have ended.  Returns how many were told
+to end."
+  (let ((parked (when (zerop keep)
+                  (loop for thread being the hash-keys of *worker-threads*
+                          using (hash-value state)
+                        when (eq state :parked) collect thread)))
+        (n (muproc.ffi:%worker-trim keep)))
+    (dolist (thread parked)
+      (sb-thread:join-thread thread :default nil))
+    n))
+
+(defun muproc-runtime-stats ()
+  "A plist describing the runtime: :PROCESSES (muprocs not yet released),
+:THREADS (worker threads), :PARKED (idle workers), :HANDLES (objects
+referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
+(port names), :LISP-HANDLES (slots of the Lisp handle table in use),
+:LIVE-MUPROCS (Lisp muprocs not yet finished)."
+  (flet ((stat (what) (muproc.ffi:%stat what)))
+    (list :processes (stat muproc.ffi:+stat-procs+)
+          :threads (stat muproc.ffi:+stat-threads+)
+          :parked (stat muproc.ffi:+stat-parked+)
+          :handles (stat muproc.ffi:+stat-handles+)
+          :messages (stat muproc.ffi:+stat-messages+)
+          :atoms (stat muproc.ffi:+stat-atoms+)
+          :registered (stat muproc.ffi:+stat-registered+)
+          :lisp-handles (lisp-handle-count)
+          :live-muprocs (hash-table-count *live-muprocs*))))

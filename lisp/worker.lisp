@@ -1,0 +1,166 @@
+;;;; worker.lisp - MUPROC-SPAWN and the worker threads that run muprocs.
+;;;;
+;;;; A worker is an SBCL thread that runs a muproc, then parks in C until
+;;;; it is handed the next one: spawning costs a hand-off, not a thread
+;;;; creation.  Each muproc starts from the global dynamic environment
+;;;; plus its own bindings; nothing of a previous occupant survives,
+;;;; because every binding it made is unwound before the worker parks.
+
+(in-package #:muproc)
+
+(defvar *muproc-enter-debugger-on-error* nil
+  "When true, an unhandled error in a muproc invokes the debugger in that
+muproc's thread instead of ending the muproc.  Off by default: a muproc
+that fails logs a backtrace on its errorstream and exits with reason
+(:ERROR-IN-PROCESS . condition), and no other muproc is affected.")
+
+(defvar *muproc-worker-idle-seconds* 10
+  "How long a worker thread stays parked without work before it ends.")
+
+(defvar *worker-threads* (make-hash-table :synchronized t)
+  "Worker thread -> :RUNNING or :PARKED.")
+
+(defun log-unhandled (condition)
+  (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition) condition
+                          (with-output-to-string (s)
+                            (sb-debug:print-backtrace :stream s :count 40))))
+
+(defun run-user-function (muproc)
+  (handler-bind ((serious-condition
+                   (lambda (condition)
+                     (unless *muproc-enter-debugger-on-error*
+                       (log-unhandled condition)
+                       (throw '%muproc-exit (cons :error-in-process condition))))))
+    (apply (%muproc-function muproc) (%muproc-arglist muproc))))
+
+(defun run-muproc (muproc)
+  "Run MUPROC to its end on the current thread."
+  (let ((pid (%muproc-pid muproc))
+        (bindings (%muproc-initial-bindings muproc)))
+    (muproc.ffi:check (muproc.ffi:%proc-start pid) "muproc_proc_start")
+    (setf (%muproc-thread muproc) sb-thread:*current-thread*)
+    (sb-thread:barrier (:write))
+    (finish-muproc
+     muproc
+     (catch '%muproc-exit
+       (let ((*current-muproc* muproc)
+             (*muproc-inport* muproc)
+             (*muproc-errorstream* (%muproc-errorstream muproc))
+             (*muproc-packet* nil)
+             (*receive-in-progress* nil))
+         (progv (mapcar #'car bindings) (mapcar #'cdr bindings)
+           ;; An exit sent before this thread was published is waiting.
+           (poll-signals pid)
+           (run-user-function muproc)))
+       :normal))))
+
+(defun park-worker ()
+  "Park until handed the next muproc; NIL when this worker should end."
+  (setf (gethash sb-thread:*current-thread* *worker-threads*) :parked)
+  (cffi:with-foreign-object (out :uint64)
+    (let ((rc (sb-sys:without-interrupts
+                (muproc.ffi:%worker-park
+                 (+ (muproc.ffi:%now-ns)
+                    (round (* *muproc-worker-idle-seconds* 1000000000)))
+                 out))))
+      (setf (gethash sb-thread:*current-thread* *worker-threads*) :running)
+      (when (zerop rc)
+        (gethash (cffi:mem-ref out :uint64) *live-muprocs*)))))
+
+(defun worker-main (first)
+  (unwind-protect
+       (let ((muproc first))
+         (loop
+           (run-muproc muproc)
+           (setf muproc (park-worker))
+           (unless muproc (return))))
+    (remhash sb-thread:*current-thread* *worker-threads*)
+    (muproc.ffi:%worker-exit)))
+
+(defun abandon-spawn (muproc)
+  "Undo a spawn whose muproc never ran."
+  (sb-sys:without-interrupts
+    (let ((pid (%muproc-pid muproc)))
+      (sb-ext:with-locked-hash-table (*muproc-names*)
+        (when (eq (gethash (%muproc-name muproc) *muproc-names*) muproc)
+          (remhash (%muproc-name muproc) *muproc-names*)))
+      (remhash pid *live-muprocs*)
+      (muproc.ffi:%proc-exit pid muproc.ffi:+t-nil+ 0)
+      (setf (%muproc-exited muproc) t)
+      ;; It never had a receiver: releasing frees whatever was sent to it.
+      (muproc.ffi:%proc-release pid))))
+
+(defun start-worker (muproc)
+  "Hand MUPROC to a parked worker, or start a new worker thread for it."
+  (let ((rc (muproc.ffi:%worker-offer (%muproc-pid muproc))))
+    (cond ((zerop rc))
+          ((= rc muproc.ffi:+worker-needed+)
+           (let ((ok nil))
+             (unwind-protect
+                  (let ((thread (sb-thread:make-thread #'worker-main
+                                                       :name "muproc worker"
+                                                       :arguments (list muproc))))
+                    (setf (gethash thread *worker-threads*) :running
+                          ok t))
+               (unless ok
+                 (muproc.ffi:%worker-unreserve)
+                 (abandon-spawn muproc)))))
+          ((= rc muproc.ffi:+ethreads+)
+           (abandon-spawn muproc)
+           (error 'muproc-thread-limit :cap (muproc.ffi:%thread-cap)))
+          (t (abandon-spawn muproc)
+             (error 'muproc-runtime-error :code rc :operation "muproc_worker_offer")))))
+
+(defun muproc-spawn (name function arglist &key errorstream initial-bindings
+                                                inport-capacity link trap-exits)
+  "Start a new muproc named NAME that applies FUNCTION to ARGLIST, and
+return it at once.  When FUNCTION returns the muproc exits with :NORMAL;
+an unhandled error makes it exit with (:ERROR-IN-PROCESS . condition) after
+logging a backtrace to its errorstream (see
+*MUPROC-ENTER-DEBUGGER-ON-ERROR*).
+NAME: a symbol unique among live muprocs (MUPROC-NAME-TAKEN otherwise), or
+NIL for an anonymous muproc.  ERRORSTREAM: its *MUPROC-ERRORSTREAM*,
+inherited from the caller (or *TRACE-OUTPUT*) when NIL.  INITIAL-BINDINGS:
+an alist of (special-variable . value) bound in the new muproc.
+INPORT-CAPACITY: bound its inport to that many messages (senders then get
+MUPROC-INPORT-FULL); NIL: unbounded.  LINK: link the new muproc to the
+caller before it runs.  TRAP-EXITS: the new muproc traps exits.
+Signals MUPROC-THREAD-LIMIT when no worker is free and the thread cap is
+reached; nothing is started then."
+  (check-type name symbol)
+  (check-type arglist list)
+  (check-type inport-capacity (or null (integer 1 #xffffffff)))
+  (let ((function (if (functionp function) function (fdefinition function))))
+    (loop for binding in initial-bindings
+          unless (and (consp binding) (symbolp (car binding)))
+            do (error 'type-error :datum binding
+                                  :expected-type '(cons symbol t)))
+    (let ((muproc
+            (cffi:with-foreign-object (out :uint64)
+              (muproc.ffi:check (muproc.ffi:%proc-create 0 muproc.ffi:+kind-lisp+
+                                                         (or inport-capacity 0) out)
+                                "muproc_proc_create")
+              (%make-muproc :pid (cffi:mem-ref out :uint64)
+                            :name name
+                            :function function
+                            :arglist arglist
+                            :errorstream (or errorstream *muproc-errorstream*
+                                             *trace-output*)
+                            :initial-bindings initial-bindings
+                            :trap-exits trap-exits))))
+      (setf (gethash (%muproc-pid muproc) *live-muprocs*) muproc)
+      (when name
+        (sb-ext:with-locked-hash-table (*muproc-names*)
+          (when (gethash name *muproc-names*)
+            (abandon-spawn muproc)
+            (error 'muproc-name-taken :name name))
+          (setf (gethash name *muproc-names*) muproc)))
+      (when link
+        (link-new-muproc muproc))
+      (start-worker muproc)
+      muproc)))
+
+(defun link-new-muproc (muproc)
+  (abandon-spawn muproc)
+  ;; Links arrive with the links/exits work; refuse rather than pretend.
+  (error "MUPROC-SPAWN :LINK is not supported by this version of muproc."))

@@ -1,0 +1,48 @@
+;;;; muproc.asd - Erlang-style concurrency for Common Lisp on a C runtime core.
+;;;; Load: (asdf:load-asd "/path/to/muproc.asd") (asdf:load-system :muproc)
+;;;; Test: (asdf:test-system :muproc)
+
+(defsystem "muproc"
+  :description "Erlang-style muprocs: message passing with selective receive,
+registered ports, links and supervision, on libmuproc (C)."
+  :author "The muproc developers"
+  :license "BSD-2-Clause"
+  :version (:read-file-line "VERSION")
+  :depends-on ("cffi")
+  :pathname "lisp/"
+  :serial t
+  :components ((:file "package")
+               (:file "ffi")
+               (:file "conditions")
+               (:file "atom")
+               (:file "handle")
+               (:file "process")
+               (:file "tag")
+               (:file "mumsg")
+               (:file "log")
+               (:file "mailbox")
+               (:file "exit")
+               (:file "worker")
+               (:file "registry")
+               (:file "muprocn")
+               (:file "runtime"))
+  :in-order-to ((test-op (test-op "muproc/tests"))))
+
+(defsystem "muproc/tests"
+  :description "FiveAM suites for muproc."
+  :depends-on ("muproc" "fiveam")
+  :pathname "t/"
+  :serial t
+  :components ((:file "package")
+               (:file "fixtures")
+               (:file "test-mumsg")
+               (:file "test-receive")
+               (:file "test-process")
+               (:file "test-registry")
+               (:file "test-muprocn")
+               (:file "test-scale")
+               (:file "test-examples")
+               (:file "tap"))
+  :perform (test-op (o c)
+             (unless (uiop:symbol-call :fiveam :run! :muproc)
+               (error "muproc tests failed"))))
