@@ -111,6 +111,9 @@ caller must release once libmuproc has taken its own reference."
                (free-message (cffi:mem-ref out :pointer)))
               (t (return)))))))
 
+(defvar *exit-lock* (sb-thread:make-mutex :name "muproc exits"))
+(defvar *exit-queue* (sb-thread:make-waitqueue :name "muproc exits"))
+
 (defun finish-muproc (muproc reason)
   "Record REASON, free the name, exit in libmuproc, drain and release.
 Runs without interrupts: nothing may stop an exit half-way."
@@ -132,4 +135,23 @@ Runs without interrupts: nothing may stop an exit half-way."
         (setf (gethash pid *known-muprocs*) muproc)
         (remhash pid *live-muprocs*)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
-        (when handle (forget-handle handle))))))
+        (when handle (forget-handle handle))
+        (sb-thread:with-mutex (*exit-lock*)
+          (sb-thread:condition-broadcast *exit-queue*))))))
+
+(defun muproc-wait-for-exit (muproc &key timeout)
+  "Wait until MUPROC has exited and been cleaned up, at most TIMEOUT
+seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
+(values NIL NIL) on timeout.  Usable from any thread, muproc or not."
+  (let ((deadline (when timeout (+ (get-internal-real-time)
+                                   (round (* timeout internal-time-units-per-second))))))
+    (sb-thread:with-mutex (*exit-lock*)
+      (loop
+        (when (%muproc-exited muproc)
+          (return (values (%muproc-exit-reason muproc) t)))
+        (let ((left (when deadline
+                      (/ (- deadline (get-internal-real-time))
+                         internal-time-units-per-second))))
+          (when (and left (<= left 0))
+            (return (values nil nil)))
+          (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout left))))))

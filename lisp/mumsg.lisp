@@ -8,6 +8,8 @@
 (in-package #:muproc)
 
 (defstruct (mumsg (:constructor %make-mumsg (plist))
+                  ;; The keyword constructor is what #S(MUMSG ...) reads with.
+                  (:constructor %read-mumsg)
                   (:predicate mumsg-p)
                   (:copier nil))
   (plist nil :type list :read-only t))

@@ -51,7 +51,7 @@ are those of cl-muproc.")
    #:muproc #:muprocn #:muproc-spawn #:muproc-current-process #:muproc-name
    #:muproc-p #:in-muproc-p #:muproc-find #:muproc-all-processes
    #:muproc-state #:muproc-exit-reason #:muproc-alive-p
-   #:muproc-exit #:muproc-kill
+   #:muproc-exit #:muproc-kill #:muproc-wait-for-exit
    #:*muproc-inport* #:*muproc-errorstream* #:*muproc-packet*
    #:*muproc-enter-debugger-on-error* #:*muproc-worker-idle-seconds*
    ;; messages

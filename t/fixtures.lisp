@@ -1,0 +1,77 @@
+;;;; fixtures.lisp - watchdog and leak check around every test.
+
+(in-package #:muproc-tests)
+
+(define-condition watchdog-expired (error)
+  ((seconds :initarg :seconds :reader watchdog-seconds))
+  (:report (lambda (c s)
+             (format s "Watchdog: the test did not finish within ~a s."
+                     (watchdog-seconds c)))))
+
+(defun call-with-watchdog (seconds thunk)
+  "Call THUNK; if it runs longer than SECONDS, signal WATCHDOG-EXPIRED in
+it, so a hung test fails instead of hanging the suite."
+  (let* ((done (sb-thread:make-semaphore))
+         (tester sb-thread:*current-thread*)
+         (dog (sb-thread:make-thread
+               (lambda ()
+                 (unless (sb-thread:wait-on-semaphore done :timeout seconds)
+                   (ignore-errors
+                    (sb-thread:interrupt-thread
+                     tester (lambda () (error 'watchdog-expired :seconds seconds))))))
+               :name "test watchdog")))
+    (unwind-protect (funcall thunk)
+      (sb-thread:signal-semaphore done)
+      (sb-thread:join-thread dog :default nil))))
+
+(defvar *baseline-threads* nil
+  "Threads alive before the first test: everything else must be a parked
+muproc worker after a test.")
+
+(defun non-baseline-threads ()
+  (set-difference (sb-thread:list-all-threads) *baseline-threads*))
+
+(defun wait-for-all-muprocs (seconds)
+  "Wait for every live muproc to exit; kill stragglers.  True if none
+had to be killed."
+  (let ((clean t))
+    (dolist (m (muproc-all-processes) clean)
+      (unless (nth-value 1 (muproc-wait-for-exit m :timeout seconds))
+        (setf clean nil)
+        (muproc-kill m :leak-check)
+        (muproc-wait-for-exit m :timeout seconds)))))
+
+(defun check-no-leaks ()
+  "Assert that the test left nothing behind: no muproc, no handle, no
+message, no registered name, no thread but parked workers."
+  (is-true (wait-for-all-muprocs 5) "muprocs were still running after the test")
+  (let ((stats (muproc-runtime-stats)))
+    (dolist (key '(:processes :handles :messages :registered :lisp-handles
+                   :live-muprocs))
+      (is (zerop (getf stats key)) "leak: ~s = ~a after the test" key (getf stats key)))
+    (is (= (getf stats :threads) (getf stats :parked))
+        "leak: ~a worker threads but only ~a parked"
+        (getf stats :threads) (getf stats :parked))
+    (let ((extra (non-baseline-threads))
+          (workers (loop for th being the hash-keys of muproc::*worker-threads*
+                         collect th)))
+      (is (null (set-difference extra workers))
+          "leak: threads that are not muproc workers: ~a"
+          (set-difference extra workers)))))
+
+(defmacro deftest (name (&key (timeout 30)) &body body)
+  "A test of NAME: BODY under a watchdog of TIMEOUT seconds, then the leak
+check.  The docstring (first form) says what it checks."
+  `(test ,name
+     ,@(when (stringp (first body)) (list (pop body)))
+     (unwind-protect (call-with-watchdog ,timeout (lambda () ,@body))
+       (check-no-leaks))))
+
+(defun collect-output (function)
+  "Call FUNCTION with *TRACE-OUTPUT* and the errorstream going to a string
+stream; return the string."
+  (let* ((out (make-string-output-stream))
+         (*trace-output* out)
+         (muproc:*muproc-errorstream* out))
+    (funcall function)
+    (get-output-stream-string out)))
