@@ -82,6 +82,25 @@ void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal);
 
 /* ---- processes --------------------------------------------------- */
 
+/* Small growable sets, owned by one process and guarded by its lock. */
+struct pid_set {
+  muproc_pid_t *pids;
+  uint32_t n, cap;
+};
+struct ref_entry {
+  uint64_t ref;
+  muproc_pid_t pid;
+};
+struct ref_set {
+  struct ref_entry *entries;
+  uint32_t n, cap;
+};
+int pid_set_add(struct pid_set *set, muproc_pid_t pid);
+bool pid_set_remove(struct pid_set *set, muproc_pid_t pid);
+int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid);
+/* Remove REF; its pid goes to *PID.  False if absent. */
+bool ref_set_remove(struct ref_set *set, uint64_t ref, muproc_pid_t *pid);
+
 /* The stamp packs the slot's serial and state so that a sender reads
  * both in one atomic load: a slot can't be seen alive under a stale
  * serial. */
@@ -101,6 +120,11 @@ struct proc {
   uint32_t nports, cap_ports;
   int reason_type;
   uint64_t reason_value;
+  /* Links and monitors, under lock (see link.c and monitor.c). */
+  struct pid_set links;
+  struct ref_set watchers; /* who monitors me: (ref, watcher) */
+  struct ref_set watching; /* whom I monitor: (ref, target) */
+  _Atomic int trap_exits;
   muproc_fn_t c_fn; /* C muprocs only */
   void *c_arg;
   uint32_t next_free;
@@ -118,6 +142,52 @@ int proc_table_init(uint32_t max_procs);
 void proc_table_free(void);
 /* Release a process's ports under its lock (called by exit). */
 void registry_release_all(struct proc *p);
+/* Lock two processes in slot order (deadlock-free); B may be NULL. */
+void proc_lock_pair(struct proc *a, struct proc *b);
+void proc_unlock_pair(struct proc *a, struct proc *b);
+bool proc_alive(const struct proc *p);
+
+/* What an exit leaves to be told, taken from the process under its lock
+ * and told after (link.c, monitor.c). */
+struct exit_notice {
+  muproc_pid_t pid;
+  int reason_type;
+  uint64_t reason_value;
+  struct pid_set links;
+  struct ref_set watchers;
+  struct ref_set watching;
+};
+void link_tell_exit(const struct exit_notice *e);
+void monitor_tell_exit(const struct exit_notice *e);
+/* An exit signal from FROM with REASON to TO, link: true when LINK. */
+void send_exit_signal(muproc_pid_t to, muproc_pid_t from, int reason_type,
+                      uint64_t reason_value, bool link);
+
+/* Deliver MSG as KIND to TO; FORCED bypasses capacity (runtime notices
+ * are never refused).  Ownership as muproc_send. */
+int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind, bool forced);
+/* Append a term given as TYPE/VALUE (as exit reasons are stored),
+ * retaining a handle. */
+int msg_put_term(muproc_msg_t *msg, muproc_atom_t key, int type,
+                 uint64_t value);
+/* A copy of MSG (handles retained). */
+muproc_msg_t *msg_clone(const muproc_msg_t *msg);
+
+/* ---- pokes (poke.c) -------------------------------------------------- */
+int poke_init(void);
+void poke_shutdown(void);
+void poke_free(void);
+void poke(muproc_pid_t pid);
+
+/* ---- timers (timer.c) ------------------------------------------------ */
+int timer_init(void);
+void timer_shutdown(void);
+/* Cancel every timer owned by, or aimed at, PID. */
+void timer_cancel_for(muproc_pid_t pid);
+
+/* Atoms the runtime itself uses, interned at init. */
+extern muproc_atom_t atom_from, atom_reason, atom_link, atom_terminated,
+    atom_monitor, atom_noproc, atom_true, atom_normal;
 
 extern _Thread_local muproc_pid_t muproc_tls_self;
 
@@ -161,6 +231,9 @@ struct runtime {
   _Atomic int64_t messages;
   _Atomic int64_t atoms;
   _Atomic int64_t registered;
+  _Atomic int64_t timers;
+  _Atomic int64_t links;
+  _Atomic int64_t monitors;
   _Atomic uint64_t next_ref;
 };
 extern struct runtime muproc_rt;

@@ -90,7 +90,8 @@ static void unlink_msg(struct msg_list *list, muproc_msg_t *m) {
   m->next = m->prev = NULL;
 }
 
-static int deliver(muproc_pid_t to, muproc_msg_t *msg, int kind) {
+int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
+                    bool forced) {
   if (!msg)
     return MUPROC_EINVAL;
   struct proc *p = proc_send_begin(to);
@@ -100,7 +101,7 @@ static int deliver(muproc_pid_t to, muproc_msg_t *msg, int kind) {
   bool signal = kind != MUPROC_K_MESSAGE;
   if (signal) {
     atomic_fetch_add(&mb->nsignals, 1);
-  } else if (mb->capacity) {
+  } else if (mb->capacity && !forced) {
     /* Reserve a place first: a full mailbox refuses the newcomer and
      * keeps everything already queued. */
     if (atomic_fetch_add(&mb->count, 1) >= mb->capacity) {
@@ -115,18 +116,22 @@ static int deliver(muproc_pid_t to, muproc_msg_t *msg, int kind) {
   msg->kind = (uint32_t)kind;
   msg->prev = NULL;
   mailbox_push(mb, msg, signal);
+  /* A Lisp receiver that isn't blocked here would not look at its
+   * priority lane until it receives: have it interrupted. */
+  if (signal && p->kind == MUPROC_KIND_LISP && !atomic_load(&mb->waiting))
+    poke(to);
   proc_send_end(p);
   return 0;
 }
 
 int muproc_send(muproc_pid_t to, muproc_msg_t *msg) {
-  return deliver(to, msg, MUPROC_K_MESSAGE);
+  return mailbox_deliver(to, msg, MUPROC_K_MESSAGE, false);
 }
 
 int muproc_signal_send(muproc_pid_t to, int kind, muproc_msg_t *msg) {
   if (kind < MUPROC_K_EXIT || kind > MUPROC_K_INTERRUPT)
     return MUPROC_EINVAL;
-  return deliver(to, msg, kind);
+  return mailbox_deliver(to, msg, kind, false);
 }
 
 static bool passes(const muproc_msg_t *m, const uint32_t *filter) {

@@ -259,3 +259,37 @@ muproc_pid_t muproc_msg_sender(const muproc_msg_t *m) {
 int muproc_msg_kind(const muproc_msg_t *m) {
   return m ? (int)m->kind : MUPROC_EINVAL;
 }
+
+int msg_put_term(muproc_msg_t *m, muproc_atom_t key, int type,
+                 uint64_t value) {
+  switch (type) {
+  case MUPROC_T_NIL: return muproc_msg_put_nil(m, key);
+  case MUPROC_T_INT: return muproc_msg_put_int(m, key, (int64_t)value);
+  case MUPROC_T_ATOM: return muproc_msg_put_atom(m, key, (muproc_atom_t)value);
+  case MUPROC_T_PID: return muproc_msg_put_pid(m, key, value);
+  case MUPROC_T_REF: return muproc_msg_put_ref(m, key, value);
+  case MUPROC_T_HANDLE: {
+    PUT(m, key, MUPROC_T_HANDLE);
+    handle_retain(value);
+    p->v.u = value;
+    return 0;
+  }
+  default: return MUPROC_EINVAL;
+  }
+}
+
+muproc_msg_t *msg_clone(const muproc_msg_t *m) {
+  muproc_msg_t *c = muproc_msg_new(m->npairs, m->nbytes);
+  if (!c)
+    return NULL;
+  memcpy(c->pairs, m->pairs, m->npairs * sizeof *m->pairs);
+  memcpy(c->bytes, m->bytes, m->nbytes);
+  c->npairs = m->npairs;
+  c->nbytes = m->nbytes;
+  for (uint32_t i = 0; i < c->npairs; i++)
+    if (c->pairs[i].type == MUPROC_T_HANDLE)
+      handle_retain(c->pairs[i].v.u);
+  c->sender = m->sender;
+  c->kind = m->kind;
+  return c;
+}

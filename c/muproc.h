@@ -121,7 +121,10 @@ enum {
   MUPROC_STAT_HANDLES = 3,    /* live Lisp-object handles */
   MUPROC_STAT_MESSAGES = 4,   /* mumsgs allocated and not yet freed */
   MUPROC_STAT_ATOMS = 5,      /* atoms in the atom table */
-  MUPROC_STAT_REGISTERED = 6  /* registered port names */
+  MUPROC_STAT_REGISTERED = 6, /* registered port names */
+  MUPROC_STAT_TIMERS = 7,     /* pending timers */
+  MUPROC_STAT_LINKS = 8,      /* link ends (two per link) */
+  MUPROC_STAT_MONITORS = 9    /* monitors not yet fired or removed */
 };
 /* Value of counter WHAT, or MUPROC_EINVAL. */
 MUPROC_API int64_t muproc_stat(int what);
@@ -417,6 +420,94 @@ MUPROC_API int64_t muproc_mbox_count(muproc_pid_t pid);
 MUPROC_API int64_t muproc_mbox_signal_count(muproc_pid_t pid);
 /* Capacity of PID's mailbox (0: unbounded), or MUPROC_ESRCH. */
 MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
+
+/* ------------------------------------------------------------------ */
+/* Links, monitors and exit notices                                    */
+/* ------------------------------------------------------------------ */
+
+/* When a process exits (muproc_proc_exit) the runtime, atomically with
+ * link and monitor changes, tells
+ *  - every linked process, with an exit signal (MUPROC_K_EXIT, priority
+ *    lane) holding the pairs  from: <pid>  reason: <term>  link: true;
+ *    links are two-way and ANY exit propagates, normal ones included;
+ *  - every monitoring process, with an ordinary message (never refused
+ *    for capacity) holding  terminated: <pid>  reason: <term>
+ *    monitor: <ref>.
+ * A process that traps exits (muproc_proc_set_trap_exits) gets, instead
+ * of the exit signal, an ordinary message (never refused for capacity,
+ * queued in order) holding  terminated: <pid>  reason: <term>.  The
+ * untrappable MUPROC_K_KILL signal is never converted.
+ * Linking or monitoring a process that is not alive gives at once the
+ * same notice with reason atom 'noproc'.  Each link or monitor produces
+ * exactly one notice, or none once removed. */
+
+/* Link A and B (no-op if already linked).  If B is not alive, A gets an
+ * exit signal with reason noproc at once and 0 is returned.  Errors:
+ * MUPROC_ESRCH (A not alive), MUPROC_EINVAL (A == B or 0). */
+MUPROC_API int muproc_link(muproc_pid_t a, muproc_pid_t b);
+/* Remove the link between A and B: once this returns, no exit signal
+ * from that link is sent anymore.  0 even if they were not linked. */
+MUPROC_API int muproc_unlink(muproc_pid_t a, muproc_pid_t b);
+/* Store up to CAP pids linked to PID in BUF; returns the count or
+ * MUPROC_ESRCH. */
+MUPROC_API int64_t muproc_links(muproc_pid_t pid, muproc_pid_t *buf,
+                                size_t cap);
+
+/* Make WATCHER monitor TARGET; the reference goes to *REF.  If TARGET is
+ * not alive, WATCHER gets the notice with reason noproc at once.
+ * Errors: MUPROC_ESRCH (WATCHER not alive), MUPROC_EINVAL. */
+MUPROC_API int muproc_monitor(muproc_pid_t watcher, muproc_pid_t target,
+                              uint64_t *ref);
+/* Remove WATCHER's monitor REF.  Returns 0 if it was removed before it
+ * fired (no notice will come), MUPROC_ENOENT if it already fired (its
+ * notice is queued or consumed) or is unknown. */
+MUPROC_API int muproc_demonitor(muproc_pid_t watcher, uint64_t ref);
+
+/* Send TO an exit signal from muproc_self() with a reason term (TYPE and
+ * VALUE as for muproc_proc_exit; a handle gains a reference): if TO traps
+ * exits it gets the ordinary message  terminated: <self>  reason: <term>,
+ * else the exit signal  from: <self>  reason: <term>.  Errors:
+ * MUPROC_ESRCH (TO not alive), MUPROC_EINVAL. */
+MUPROC_API int muproc_send_exit(muproc_pid_t to, int type, uint64_t value);
+
+/* Record whether PID traps exits; returns the previous setting (0/1) or
+ * MUPROC_ESRCH. */
+MUPROC_API int muproc_proc_set_trap_exits(muproc_pid_t pid, int on);
+/* 1 if PID traps exits, 0 if not, MUPROC_ESRCH. */
+MUPROC_API int muproc_proc_trap_exits(muproc_pid_t pid);
+
+/* Pokes.  A Lisp muproc busy in Lisp code (or sleeping) does not see its
+ * priority lane until it receives, and C never calls Lisp; so when a
+ * signal goes to a Lisp muproc that is not blocked in muproc_recv, its
+ * pid is queued here, and a Lisp thread waiting in muproc_poke_wait
+ * interrupts the muproc's thread.  Stores up to CAP pids in BUF and
+ * returns how many, waiting until DEADLINE for at least one
+ * (MUPROC_ETIMEDOUT) or until muproc_shutdown (MUPROC_ESHUTDOWN). */
+MUPROC_API int64_t muproc_poke_wait(int64_t deadline, muproc_pid_t *buf,
+                                    size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One timer thread serves a heap of deadlines (CLOCK_MONOTONIC).  A
+ * timer belongs to the process that made it (muproc_self(), or none) and
+ * is cancelled when that process, or its destination, exits.  Timer ids
+ * are never 0. */
+
+/* Send MSG (ownership passes to the timer) to TO at time WHEN (a
+ * muproc_now_ns() value).  Errors: MUPROC_EINVAL, MUPROC_ENOMEM. */
+MUPROC_API int muproc_timer_send_after(muproc_pid_t to, int64_t when,
+                                       muproc_msg_t *msg, uint64_t *id);
+/* Deliver a MUPROC_K_TIMER signal carrying a copy of PAYLOAD (owned by
+ * the timer) to TO at WHEN, then every REPEAT nanoseconds if REPEAT > 0.
+ * Errors: MUPROC_EINVAL, MUPROC_ENOMEM. */
+MUPROC_API int muproc_timer_signal(muproc_pid_t to, int64_t when,
+                                   int64_t repeat, muproc_msg_t *payload,
+                                   uint64_t *id);
+/* Cancel timer ID: 0 if it was pending (it will not fire again),
+ * MUPROC_ENOENT if it already fired (one-shot) or is unknown. */
+MUPROC_API int muproc_timer_cancel(uint64_t id);
 
 /* ------------------------------------------------------------------ */
 /* Workers: threads that run muprocs                                   */

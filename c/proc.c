@@ -62,6 +62,28 @@ struct proc *proc_send_begin(muproc_pid_t pid) {
 
 void proc_send_end(struct proc *p) { atomic_fetch_sub(&p->inflight, 1); }
 
+bool proc_alive(const struct proc *p) {
+  int state = STAMP_STATE(atomic_load(&p->stamp));
+  return state == MUPROC_S_CREATED || state == MUPROC_S_RUNNING;
+}
+
+void proc_lock_pair(struct proc *a, struct proc *b) {
+  if (b && b < a) {
+    struct proc *t = a;
+    a = b;
+    b = t;
+  }
+  pthread_mutex_lock(&a->lock);
+  if (b && b != a)
+    pthread_mutex_lock(&b->lock);
+}
+
+void proc_unlock_pair(struct proc *a, struct proc *b) {
+  if (b && b != a)
+    pthread_mutex_unlock(&b->lock);
+  pthread_mutex_unlock(&a->lock);
+}
+
 int proc_table_init(uint32_t max_procs) {
   table.slots = calloc(max_procs, sizeof *table.slots);
   if (!table.slots)
@@ -80,8 +102,12 @@ int proc_table_init(uint32_t max_procs) {
 
 void proc_table_free(void) {
   for (uint32_t i = 0; i < table.max; i++) {
-    pthread_mutex_destroy(&table.slots[i].lock);
-    free(table.slots[i].ports);
+    struct proc *p = &table.slots[i];
+    pthread_mutex_destroy(&p->lock);
+    free(p->ports);
+    free(p->links.pids);
+    free(p->watchers.entries);
+    free(p->watching.entries);
   }
   free(table.slots);
   table.slots = NULL;
@@ -131,6 +157,8 @@ int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
   p->reason_value = 0;
   p->c_fn = NULL;
   p->c_arg = NULL;
+  p->links.n = p->watchers.n = p->watching.n = 0;
+  atomic_store(&p->trap_exits, 0);
   mailbox_init(&p->mbox, capacity);
   atomic_fetch_add(&muproc_rt.procs, 1);
   atomic_store(&p->stamp, STAMP(serial, MUPROC_S_CREATED));
@@ -191,7 +219,26 @@ int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
                                    &expected, 0);
   }
   registry_release_all(p);
+  /* Take what must be told, so that links and monitors changed from now
+   * on see the process dead; tell it after unlocking. */
+  struct exit_notice e = {.pid = pid,
+                          .reason_type = type,
+                          .reason_value = value,
+                          .links = p->links,
+                          .watchers = p->watchers,
+                          .watching = p->watching};
+  p->links = (struct pid_set){0};
+  p->watchers = (struct ref_set){0};
+  p->watching = (struct ref_set){0};
+  atomic_fetch_sub(&muproc_rt.links, e.links.n);
+  atomic_fetch_sub(&muproc_rt.monitors, e.watchers.n);
   pthread_mutex_unlock(&p->lock);
+  timer_cancel_for(pid);
+  link_tell_exit(&e);
+  monitor_tell_exit(&e);
+  free(e.links.pids);
+  free(e.watchers.entries);
+  free(e.watching.entries);
   return 0;
 }
 
@@ -285,4 +332,16 @@ int64_t muproc_proc_list(muproc_pid_t *buf, size_t cap) {
     n++;
   }
   return n;
+}
+
+int muproc_proc_set_trap_exits(muproc_pid_t pid, int on) {
+  struct proc *p = proc_lookup(pid);
+  if (!p)
+    return MUPROC_ESRCH;
+  return atomic_exchange(&p->trap_exits, on ? 1 : 0);
+}
+
+int muproc_proc_trap_exits(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p ? atomic_load(&p->trap_exits) : MUPROC_ESRCH;
 }

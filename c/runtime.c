@@ -6,11 +6,31 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 struct runtime muproc_rt;
+muproc_atom_t atom_from, atom_reason, atom_link, atom_terminated, atom_monitor,
+    atom_noproc, atom_true, atom_normal;
+
+static int intern_runtime_atoms(void) {
+  static const struct {
+    muproc_atom_t *atom;
+    const char *name;
+  } atoms[] = {{&atom_from, "from"},       {&atom_reason, "reason"},
+               {&atom_link, "link"},       {&atom_terminated, "terminated"},
+               {&atom_monitor, "monitor"}, {&atom_noproc, "noproc"},
+               {&atom_true, "true"},       {&atom_normal, "normal"}};
+  for (size_t i = 0; i < sizeof atoms / sizeof atoms[0]; i++) {
+    int64_t a = muproc_atom(atoms[i].name, strlen(atoms[i].name));
+    if (a < 0)
+      return (int)a;
+    *atoms[i].atom = (muproc_atom_t)a;
+  }
+  return 0;
+}
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int64_t muproc_now_ns(void) {
@@ -55,6 +75,9 @@ int muproc_init(uint32_t max_procs, uint32_t max_threads) {
   atomic_store(&muproc_rt.messages, 0);
   atomic_store(&muproc_rt.atoms, 0);
   atomic_store(&muproc_rt.registered, 0);
+  atomic_store(&muproc_rt.timers, 0);
+  atomic_store(&muproc_rt.links, 0);
+  atomic_store(&muproc_rt.monitors, 0);
   atomic_store(&muproc_rt.next_ref, 1);
   atomic_store(&muproc_rt.shutting_down, 0);
   muproc_rt.creation = creation;
@@ -72,8 +95,20 @@ int muproc_init(uint32_t max_procs, uint32_t max_threads) {
     handle_table_free();
     atom_table_free();
   }
-  if (rc == 0)
+  if (rc == 0) {
+    /* Atoms need the initialized flag; the rest can't fail halfway. */
     atomic_store(&muproc_rt.initialized, 1);
+    if ((rc = intern_runtime_atoms()) == 0 && (rc = poke_init()) == 0 &&
+        (rc = timer_init()) != 0)
+      poke_free();
+    if (rc != 0) {
+      atomic_store(&muproc_rt.initialized, 0);
+      worker_free();
+      proc_table_free();
+      handle_table_free();
+      atom_table_free();
+    }
+  }
   pthread_mutex_unlock(&init_lock);
   return rc;
 }
@@ -93,7 +128,10 @@ int muproc_shutdown(void) {
     pthread_mutex_unlock(&init_lock);
     return rc;
   }
+  timer_shutdown();
+  poke_shutdown();
   atomic_store(&muproc_rt.initialized, 0);
+  poke_free();
   worker_free();
   proc_table_free();
   handle_table_free();
@@ -111,6 +149,9 @@ int64_t muproc_stat(int what) {
   case MUPROC_STAT_MESSAGES: return atomic_load(&muproc_rt.messages);
   case MUPROC_STAT_ATOMS: return atomic_load(&muproc_rt.atoms);
   case MUPROC_STAT_REGISTERED: return atomic_load(&muproc_rt.registered);
+  case MUPROC_STAT_TIMERS: return atomic_load(&muproc_rt.timers);
+  case MUPROC_STAT_LINKS: return atomic_load(&muproc_rt.links);
+  case MUPROC_STAT_MONITORS: return atomic_load(&muproc_rt.monitors);
   default: return MUPROC_EINVAL;
   }
 }

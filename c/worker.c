@@ -194,7 +194,7 @@ static void run_c_muproc(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
   muproc_proc_start(pid);
   p->c_fn(p->c_arg);
-  muproc_proc_exit(pid, MUPROC_T_ATOM, (uint64_t)muproc_atom("normal", 6));
+  muproc_proc_exit(pid, MUPROC_T_ATOM, atom_normal);
   muproc_proc_release(pid);
   pthread_mutex_lock(&w.lock);
   w.c_running--;

@@ -1,0 +1,560 @@
+/* test-mailbox.c - sending and receiving: order, cursors, filters,
+ * deadlines, blocking, the priority lane, capacity, ownership. */
+#include "tap.h"
+
+static muproc_atom_t normal, kn, ka, kb, kc, kd, kwanted;
+
+/* Every case runs with the main thread as the receiver of a process. */
+static muproc_pid_t setup(uint32_t capacity) {
+  muproc_pid_t self = 0;
+  CHECK_OK(muproc_init(0, 0));
+  normal = ATOM("normal");
+  kn = ATOM("n");
+  ka = ATOM("a");
+  kb = ATOM("b");
+  kc = ATOM("c");
+  kd = ATOM("d");
+  kwanted = ATOM("wanted");
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &self));
+  CHECK_OK(muproc_proc_start(self));
+  return self;
+}
+
+static void teardown(muproc_pid_t self) {
+  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_release(self)); /* frees what is still queued */
+  MUPROC_FINISH();
+}
+
+/* A message {:n N}. */
+static muproc_msg_t *msg_n(int64_t n) {
+  muproc_msg_t *m = muproc_msg_new(1, 0);
+  CHECK(m != NULL);
+  CHECK_OK(muproc_msg_put_int(m, kn, n));
+  return m;
+}
+
+static int64_t n_of(const muproc_msg_t *m) {
+  int i = muproc_msg_find(m, kn);
+  CHECK(i >= 0);
+  return muproc_msg_int(m, (uint32_t)i);
+}
+
+static void send_n(muproc_pid_t to, int64_t n) { CHECK_OK(muproc_send(to, msg_n(n))); }
+
+/* Walk the mailbox with a cursor (nothing is removed): the :n of every
+ * message passing FILTER, in order, into OUT; returns how many. */
+static int walk(muproc_pid_t self, const uint32_t *filter, int64_t *out,
+                int max) {
+  muproc_msg_t *cursor = NULL, *m = NULL;
+  int n = 0, rc;
+  while ((rc = muproc_recv(self, cursor, filter, MUPROC_NOWAIT, &m)) == 0) {
+    CHECK(n < max);
+    out[n++] = n_of(m);
+    cursor = m;
+  }
+  CHECK_RC(rc, MUPROC_ETIMEDOUT);
+  return n;
+}
+
+#define CHECK_WALK(self, filter, ...)                                          \
+  do {                                                                         \
+    static const int64_t want_[] = {__VA_ARGS__};                              \
+    int64_t got_[64];                                                          \
+    int n_ = walk(self, filter, got_, 64), i_;                                 \
+    CHECK_EQ_INT(n_, (int)(sizeof want_ / sizeof want_[0]));                   \
+    for (i_ = 0; i_ < n_; i_++)                                                \
+      CHECK_EQ_INT(got_[i_], want_[i_]);                                       \
+  } while (0)
+
+static void mbox_fifo(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL;
+  int i;
+
+  for (i = 0; i < 5; i++)
+    send_n(self, i);
+  CHECK_EQ_INT(muproc_mbox_count(self), 5);
+  for (i = 0; i < 5; i++) {
+    CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+    CHECK_EQ_INT(n_of(m), i);
+    CHECK_OK(muproc_recv_take(self, m));
+    CHECK_EQ_INT(muproc_mbox_count(self), 4 - i);
+    muproc_msg_free(m);
+  }
+  CHECK_RC(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m),
+           MUPROC_ETIMEDOUT);
+  teardown(self);
+}
+
+static void mbox_cursor_and_take(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m[5], *x = NULL;
+  int i;
+
+  for (i = 0; i < 5; i++)
+    send_n(self, i);
+  /* Walking leaves everything queued; the same message comes back. */
+  CHECK_WALK(self, NULL, 0, 1, 2, 3, 4);
+  CHECK_WALK(self, NULL, 0, 1, 2, 3, 4);
+  CHECK_EQ_INT(muproc_mbox_count(self), 5);
+  for (i = 0; i < 5; i++)
+    CHECK_OK(muproc_recv(self, i ? m[i - 1] : NULL, NULL, MUPROC_NOWAIT,
+                         &m[i]));
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &x));
+  CHECK(x == m[0]);
+  CHECK_OK(muproc_recv(self, m[1], NULL, MUPROC_NOWAIT, &x));
+  CHECK(x == m[2]);
+
+  /* Take from the middle: the rest keep their order. */
+  CHECK_OK(muproc_recv_take(self, m[2]));
+  CHECK_EQ_INT(muproc_mbox_count(self), 4);
+  CHECK_EQ_INT(n_of(m[2]), 2);
+  muproc_msg_free(m[2]);
+  CHECK_WALK(self, NULL, 0, 1, 3, 4);
+  CHECK_OK(muproc_recv(self, m[1], NULL, MUPROC_NOWAIT, &x));
+  CHECK(x == m[3]);
+  /* Take the first and the last. */
+  CHECK_OK(muproc_recv_take(self, m[0]));
+  CHECK_OK(muproc_recv_take(self, m[4]));
+  muproc_msg_free(m[0]);
+  muproc_msg_free(m[4]);
+  CHECK_WALK(self, NULL, 1, 3);
+  CHECK_RC(muproc_recv(self, m[3], NULL, MUPROC_NOWAIT, &x),
+           MUPROC_ETIMEDOUT);
+  send_n(self, 5); /* arrives after the cursor */
+  CHECK_OK(muproc_recv(self, m[3], NULL, MUPROC_NOWAIT, &x));
+  CHECK_EQ_INT(n_of(x), 5);
+  teardown(self);
+}
+
+/* Taking what is not queued is refused and harms nothing. */
+static void mbox_take_not_queued(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL, *mine;
+
+  send_n(self, 0);
+  send_n(self, 1);
+  send_n(self, 2);
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_OK(muproc_recv(self, m, NULL, MUPROC_NOWAIT, &m));
+  CHECK_OK(muproc_recv_take(self, m));
+  CHECK_RC(muproc_recv_take(self, m), MUPROC_EINVAL); /* already taken */
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_WALK(self, NULL, 0, 2);
+  muproc_msg_free(m);
+  mine = msg_n(7);
+  CHECK_RC(muproc_recv_take(self, mine), MUPROC_EINVAL); /* never sent */
+  CHECK_RC(muproc_recv_take(self, NULL), MUPROC_EINVAL);
+  muproc_msg_free(mine);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_WALK(self, NULL, 0, 2);
+  teardown(self);
+}
+
+/* Message I holds :n I and the keys given. */
+static void send_keys(muproc_pid_t to, int64_t n, int nkeys,
+                      const muproc_atom_t *keys) {
+  muproc_msg_t *m = muproc_msg_new(4, 0);
+  int i;
+  CHECK(m != NULL);
+  for (i = 0; i < nkeys; i++)
+    CHECK_OK(muproc_msg_put_atom(m, keys[i], keys[i]));
+  CHECK_OK(muproc_msg_put_int(m, kn, n));
+  CHECK_OK(muproc_send(to, m));
+}
+
+static void mbox_filter(void) {
+  muproc_pid_t self = setup(0);
+  const muproc_atom_t k0[] = {ka}, k1[] = {kb}, k2[] = {ka, kb}, k3[] = {kc},
+                      k4[] = {kb, ka, ka};
+  uint32_t f_a[] = {1, 1, ka};
+  uint32_t f_ab[] = {1, 2, ka, kb};
+  uint32_t f_c_or_ab[] = {2, 1, kc, 2, ka, kb};
+  uint32_t f_d[] = {1, 1, kd};
+  uint32_t f_all[] = {1, 0};
+  uint32_t f_d_or_all[] = {2, 1, kd, 0};
+  uint32_t f_n[] = {1, 1, kn};
+  muproc_msg_t *m = NULL;
+
+  send_keys(self, 0, 1, k0);
+  send_keys(self, 1, 1, k1);
+  send_keys(self, 2, 2, k2);
+  send_keys(self, 3, 1, k3);
+  send_keys(self, 4, 3, k4);
+  send_keys(self, 5, 0, NULL);
+
+  CHECK_WALK(self, NULL, 0, 1, 2, 3, 4, 5);
+  CHECK_WALK(self, f_all, 0, 1, 2, 3, 4, 5);
+  CHECK_WALK(self, f_d_or_all, 0, 1, 2, 3, 4, 5);
+  CHECK_WALK(self, f_n, 0, 1, 2, 3, 4, 5);
+  CHECK_WALK(self, f_a, 0, 2, 4);
+  CHECK_WALK(self, f_ab, 2, 4); /* every key of the set, in any order */
+  CHECK_WALK(self, f_c_or_ab, 2, 3, 4);
+  CHECK_RC(muproc_recv(self, NULL, f_d, MUPROC_NOWAIT, &m), MUPROC_ETIMEDOUT);
+
+  /* Filtered take from the middle, then the rest in order. */
+  CHECK_OK(muproc_recv(self, NULL, f_c_or_ab, MUPROC_NOWAIT, &m));
+  CHECK_EQ_INT(n_of(m), 2);
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+  CHECK_WALK(self, f_c_or_ab, 3, 4);
+  CHECK_WALK(self, NULL, 0, 1, 3, 4, 5);
+  teardown(self);
+}
+
+static void mbox_deadlines(void) {
+  muproc_pid_t self = setup(0);
+  uint32_t f_d[] = {1, 1, kd};
+  double margin = 5e9 * tap_timeout_scale(); /* generous: loaded machines */
+  muproc_msg_t *m = NULL;
+  int64_t t0, deadline, now;
+
+  CHECK_RC(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m), MUPROC_ETIMEDOUT);
+  CHECK_RC(muproc_recv(self, NULL, NULL, muproc_now_ns() - 1000, &m),
+           MUPROC_ETIMEDOUT); /* already past */
+
+  t0 = muproc_now_ns();
+  deadline = t0 + 150000000;
+  CHECK_RC(muproc_recv(self, NULL, NULL, deadline, &m), MUPROC_ETIMEDOUT);
+  now = muproc_now_ns();
+  CHECK(now >= deadline);
+  CHECK(now < deadline + margin);
+
+  /* A queued message that fails the filter does not end the wait. */
+  send_n(self, 1);
+  deadline = muproc_now_ns() + 100000000;
+  CHECK_RC(muproc_recv(self, NULL, f_d, deadline, &m), MUPROC_ETIMEDOUT);
+  now = muproc_now_ns();
+  CHECK(now >= deadline && now < deadline + margin);
+
+  /* Nor does one before the cursor. */
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  deadline = muproc_now_ns() + 100000000;
+  CHECK_RC(muproc_recv(self, m, NULL, deadline, &m), MUPROC_ETIMEDOUT);
+  now = muproc_now_ns();
+  CHECK(now >= deadline && now < deadline + margin);
+  teardown(self);
+}
+
+/* A receiver thread blocks in muproc_recv with a cursor and a filter; the
+ * main thread watches it wait, sends what must not wake it, then what
+ * must.  Then it blocks again and a signal wakes it. */
+struct blocked {
+  muproc_pid_t pid;
+  atomic_int phase; /* 1: first recv returned, 2: second returned */
+  int rc1, rc2;
+  int64_t n1;
+  int kind2;
+  int64_t count_after;
+};
+
+static void *blocked_receiver(void *arg) {
+  struct blocked *b = arg;
+  uint32_t f_wanted[] = {1, 1, kwanted}, f_never[] = {1, 1, kd};
+  muproc_msg_t *first = NULL, *m = NULL;
+
+  CHECK_OK(muproc_proc_start(b->pid));
+  CHECK_OK(muproc_recv(b->pid, NULL, NULL, MUPROC_NOWAIT, &first));
+  b->rc1 = muproc_recv(b->pid, first, f_wanted, MUPROC_FOREVER, &m);
+  b->n1 = b->rc1 == 0 ? n_of(m) : -1;
+  b->count_after = muproc_mbox_count(b->pid);
+  atomic_store(&b->phase, 1);
+
+  b->rc2 = muproc_recv(b->pid, m, f_never, MUPROC_FOREVER, &m);
+  if (b->rc2 == MUPROC_SIGNALLED) {
+    b->kind2 = muproc_msg_kind(m);
+    muproc_msg_free(m); /* a signal belongs to the caller */
+  }
+  atomic_store(&b->phase, 2);
+  CHECK_OK(muproc_proc_exit(b->pid, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_release(b->pid));
+  return NULL;
+}
+
+static void mbox_blocked_recv_wakes(void) {
+  struct blocked b;
+  muproc_msg_t *m;
+  pthread_t t;
+  int64_t until;
+
+  CHECK_OK(muproc_init(0, 0));
+  normal = ATOM("normal");
+  kn = ATOM("n");
+  kd = ATOM("d");
+  kwanted = ATOM("wanted");
+  memset(&b, 0, sizeof b);
+  atomic_init(&b.phase, 0);
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &b.pid));
+  send_n(b.pid, 1); /* the cursor: the receiver waits for what follows */
+  t = THREAD(blocked_receiver, &b);
+  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+
+  /* Fails the filter: the receiver must stay blocked.  (Bounded look.) */
+  send_n(b.pid, 2);
+  until = tap_now_ns() + 50000000;
+  while (tap_now_ns() < until) {
+    CHECK_EQ_INT(atomic_load(&b.phase), 0);
+    tap_pause();
+  }
+  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+  CHECK_EQ_INT(atomic_load(&b.phase), 0);
+
+  m = msg_n(3);
+  CHECK_OK(muproc_msg_put_nil(m, kwanted));
+  CHECK_OK(muproc_send(b.pid, m));
+  WAIT_UNTIL(atomic_load(&b.phase) == 1, 10);
+  CHECK_OK(b.rc1);
+  CHECK_EQ_INT(b.n1, 3);
+  CHECK_EQ_INT(b.count_after, 3); /* found, not taken */
+
+  /* Blocked again on a filter nothing passes: a signal still wakes it. */
+  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+  m = msg_n(4);
+  CHECK_OK(muproc_signal_send(b.pid, MUPROC_K_INTERRUPT, m));
+  JOIN(t);
+  CHECK_RC(b.rc2, MUPROC_SIGNALLED);
+  CHECK_EQ_INT(b.kind2, MUPROC_K_INTERRUPT);
+  MUPROC_FINISH();
+}
+
+static void mbox_signal_priority_lane(void) {
+  muproc_pid_t self = setup(2);
+  uint32_t f_d[] = {1, 1, kd};
+  muproc_msg_t *m = NULL, *s;
+  int64_t msgs;
+
+  send_n(self, 0);
+  send_n(self, 1);
+  m = msg_n(2);
+  CHECK_RC(muproc_send(self, m), MUPROC_EFULL);
+  /* Signals ignore capacity, are counted apart, sent after yet seen first. */
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_EXIT, m));
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_TIMER, msg_n(11)));
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_KILL, msg_n(12)));
+  s = msg_n(13);
+  CHECK_RC(muproc_signal_send(self, MUPROC_K_MESSAGE, s), MUPROC_EINVAL);
+  CHECK_RC(muproc_signal_send(self, 42, s), MUPROC_EINVAL);
+  muproc_msg_free(s);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 3);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  msgs = muproc_stat(MUPROC_STAT_MESSAGES);
+
+  CHECK_RC(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &s),
+           MUPROC_SIGNALLED);
+  CHECK_EQ_INT(muproc_msg_kind(s), MUPROC_K_EXIT);
+  CHECK_EQ_INT(n_of(s), 2);
+  CHECK_EQ_U64(muproc_msg_sender(s), self);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 2); /* removed from the lane */
+  muproc_msg_free(s);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), msgs - 1);
+  /* Even a filter that passes nothing sees signals (exits are not
+   * selective in Erlang either). */
+  CHECK_RC(muproc_recv(self, NULL, f_d, MUPROC_NOWAIT, &s), MUPROC_SIGNALLED);
+  CHECK_EQ_INT(muproc_msg_kind(s), MUPROC_K_TIMER);
+  CHECK_EQ_INT(n_of(s), 11);
+  muproc_msg_free(s);
+  CHECK_RC(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &s),
+           MUPROC_SIGNALLED);
+  CHECK_EQ_INT(muproc_msg_kind(s), MUPROC_K_KILL);
+  CHECK_EQ_INT(n_of(s), 12);
+  muproc_msg_free(s);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+
+  /* Only ordinary messages are left, in order... */
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_EQ_INT(n_of(m), 0);
+  CHECK_EQ_INT(muproc_msg_kind(m), MUPROC_K_MESSAGE);
+  CHECK_WALK(self, NULL, 0, 1);
+  /* ...until a signal arrives: a receive from a cursor sees it too. */
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_INTERRUPT, msg_n(13)));
+  CHECK_RC(muproc_recv(self, m, NULL, MUPROC_NOWAIT, &s), MUPROC_SIGNALLED);
+  CHECK_EQ_INT(muproc_msg_kind(s), MUPROC_K_INTERRUPT);
+  muproc_msg_free(s);
+  CHECK_WALK(self, NULL, 0, 1);
+  /* Pending signals are freed at release like queued messages. */
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_EXIT, msg_n(14)));
+  teardown(self);
+}
+
+static void mbox_capacity(void) {
+  muproc_pid_t self = setup(3), wide = 0;
+  muproc_msg_t *m = NULL, *extra;
+  int i;
+
+  CHECK_EQ_INT(muproc_mbox_capacity(self), 3);
+  for (i = 0; i < 3; i++)
+    send_n(self, i);
+  extra = msg_n(3);
+  CHECK_RC(muproc_send(self, extra), MUPROC_EFULL);
+  CHECK_RC(muproc_send(self, extra), MUPROC_EFULL);
+  CHECK_EQ_INT(muproc_mbox_count(self), 3);
+  CHECK_WALK(self, NULL, 0, 1, 2); /* nothing queued was dropped */
+
+  /* Found but not taken still counts; taking makes room. */
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_OK(muproc_recv(self, m, NULL, MUPROC_NOWAIT, &m));
+  CHECK_RC(muproc_send(self, extra), MUPROC_EFULL);
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+  CHECK_OK(muproc_send(self, extra));
+  CHECK_EQ_INT(muproc_mbox_count(self), 3);
+  CHECK_WALK(self, NULL, 0, 2, 3);
+
+  /* Capacity 0 is unbounded. */
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &wide));
+  CHECK_EQ_INT(muproc_mbox_capacity(wide), 0);
+  for (i = 0; i < 1000; i++)
+    send_n(wide, i);
+  CHECK_EQ_INT(muproc_mbox_count(wide), 1000);
+  CHECK_OK(muproc_proc_exit(wide, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_release(wide));
+  teardown(self);
+}
+
+/* Only the receiver may receive or take. */
+struct intruder {
+  muproc_pid_t victim, own;
+  muproc_msg_t *queued;
+  int recv_rc, take_rc, own_recv_rc;
+};
+
+static void *intrude(void *arg) {
+  struct intruder *x = arg;
+  muproc_msg_t *m = NULL;
+  if (x->own)
+    CHECK_OK(muproc_proc_start(x->own));
+  x->recv_rc = muproc_recv(x->victim, NULL, NULL, MUPROC_NOWAIT, &m);
+  x->take_rc = muproc_recv_take(x->victim, x->queued);
+  if (x->own) {
+    x->own_recv_rc = muproc_recv(x->own, NULL, NULL, MUPROC_NOWAIT, &m);
+    CHECK_OK(muproc_proc_exit(x->own, MUPROC_T_ATOM, normal));
+    CHECK_OK(muproc_proc_release(x->own));
+  }
+  return NULL;
+}
+
+static void mbox_recv_by_other_thread(void) {
+  muproc_pid_t self = setup(0), idle = 0;
+  struct intruder x;
+  muproc_msg_t *m = NULL;
+  pthread_t t;
+
+  send_n(self, 1);
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  memset(&x, 0, sizeof x);
+  x.victim = self;
+  x.queued = m;
+  t = THREAD(intrude, &x); /* a plain thread */
+  JOIN(t);
+  CHECK_RC(x.recv_rc, MUPROC_EPERM);
+  CHECK_RC(x.take_rc, MUPROC_EPERM);
+
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &x.own));
+  t = THREAD(intrude, &x); /* a thread running another process */
+  JOIN(t);
+  CHECK_RC(x.recv_rc, MUPROC_EPERM);
+  CHECK_RC(x.take_rc, MUPROC_EPERM);
+  CHECK_RC(x.own_recv_rc, MUPROC_ETIMEDOUT);
+
+  /* Nobody receives for a process that was never started, not even us. */
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &idle));
+  CHECK_RC(muproc_recv(idle, NULL, NULL, MUPROC_NOWAIT, &m), MUPROC_EPERM);
+  CHECK_OK(muproc_proc_exit(idle, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_release(idle));
+
+  CHECK_EQ_INT(muproc_mbox_count(self), 1); /* untouched */
+  CHECK_WALK(self, NULL, 1);
+  teardown(self);
+}
+
+/* The sender recorded is the sending thread's process, 0 for none. */
+struct sender {
+  muproc_pid_t to, as;
+};
+
+static void *send_from_thread(void *arg) {
+  struct sender *s = arg;
+  if (s->as)
+    CHECK_OK(muproc_proc_start(s->as));
+  CHECK_EQ_U64(muproc_self(), s->as);
+  send_n(s->to, (int64_t)s->as);
+  if (s->as) {
+    CHECK_OK(muproc_proc_exit(s->as, MUPROC_T_ATOM, normal));
+    CHECK_OK(muproc_proc_release(s->as));
+  }
+  return NULL;
+}
+
+static void mbox_sender_recorded(void) {
+  muproc_pid_t self = setup(0), other = 0;
+  struct sender s;
+  muproc_msg_t *m = NULL;
+  pthread_t t;
+
+  send_n(self, (int64_t)self);
+  s.to = self;
+  s.as = 0;
+  t = THREAD(send_from_thread, &s);
+  JOIN(t);
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &other));
+  s.as = other;
+  t = THREAD(send_from_thread, &s);
+  JOIN(t);
+
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_EQ_U64(muproc_msg_sender(m), self);
+  CHECK_OK(muproc_recv(self, m, NULL, MUPROC_NOWAIT, &m));
+  CHECK_EQ_U64(muproc_msg_sender(m), 0);
+  CHECK_OK(muproc_recv(self, m, NULL, MUPROC_NOWAIT, &m));
+  CHECK_EQ_U64(muproc_msg_sender(m), other);
+  CHECK_OK(muproc_recv_take(self, m)); /* still known after the take */
+  CHECK_EQ_U64(muproc_msg_sender(m), other);
+  CHECK_EQ_INT(n_of(m), (int64_t)other);
+  muproc_msg_free(m);
+  teardown(self);
+}
+
+/* After its exit a process drains what was queued; release frees the rest
+ * with their handles. */
+static void mbox_drain_after_exit(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL, *late;
+  uint64_t h = 0;
+
+  send_n(self, 0);
+  m = msg_n(1);
+  CHECK_OK(muproc_msg_put_new_handle(m, ka, &h));
+  CHECK_OK(muproc_send(self, m));
+  send_n(self, 2);
+  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
+  late = msg_n(9);
+  CHECK_RC(muproc_send(self, late), MUPROC_ESRCH);
+  muproc_msg_free(late);
+
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_EQ_INT(n_of(m), 0);
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 2);
+  CHECK_EQ_INT(muproc_handle_live(h), 1);
+  CHECK_OK(muproc_proc_release(self));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
+  CHECK_EQ_INT(muproc_handle_live(h), 0);
+  MUPROC_FINISH();
+}
+
+static const struct tap_case cases[] = {
+    TAP_CASE(mbox_fifo),
+    TAP_CASE(mbox_cursor_and_take),
+    TAP_CASE(mbox_take_not_queued),
+    TAP_CASE(mbox_filter),
+    TAP_CASE(mbox_deadlines),
+    TAP_CASE(mbox_blocked_recv_wakes),
+    TAP_CASE(mbox_signal_priority_lane),
+    TAP_CASE(mbox_capacity),
+    TAP_CASE(mbox_recv_by_other_thread),
+    TAP_CASE(mbox_sender_recorded),
+    TAP_CASE(mbox_drain_after_exit),
+};
+TAP_MAIN(cases)
