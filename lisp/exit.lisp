@@ -16,18 +16,31 @@ plist.  Called without interrupts, so the message can't leak."
     (free-message msg)
     (values kind plist)))
 
+(defvar *active-timeouts* '()
+  "Catch tags of the MUPROC-WITH-TIMEOUT forms the current muproc is in.")
+
 (defun act-on-signal (kind plist)
-  "Act on a signal taken from the current muproc's priority lane."
-  (let ((reason (getf plist :reason)))
-    (cond
-      ((= kind muproc.ffi:+k-kill+)
-       (throw '%muproc-exit reason))
-      ((= kind muproc.ffi:+k-exit+)
-       (if (%muproc-trap-exits *current-muproc*)
-           (mumsg-send *current-muproc* :terminated (getf plist :from) :reason reason)
-           (throw '%muproc-exit reason)))
-      ((= kind muproc.ffi:+k-interrupt+)
-       (apply (getf plist :function) (getf plist :arguments))))))
+  "Act on a signal taken from the current muproc's priority lane: exit,
+run a timer's function, run an interrupt."
+  (cond
+    ((= kind muproc.ffi:+k-kill+)
+     (throw '%muproc-exit (getf plist :reason)))
+    ((= kind muproc.ffi:+k-exit+)
+     ;; Trapping muprocs never get here: libmuproc turns their exit
+     ;; signals into (:terminated ...) messages.
+     (let ((reason (getf plist :reason)))
+       (throw '%muproc-exit
+         (if (getf plist :link)
+             (list :linked-to-exit (let ((from (getf plist :from)))
+                                     (and from (%muproc-name from)))
+                   :for-reason reason)
+             reason))))
+    ((= kind muproc.ffi:+k-timer+)
+     (let ((tag (getf plist :timeout-tag)))
+       (cond ((null tag) (funcall (getf plist :function)))
+             ((member tag *active-timeouts*) (throw tag :timeout)))))
+    ((= kind muproc.ffi:+k-interrupt+)
+     (apply (getf plist :function) (getf plist :arguments)))))
 
 (defun poll-signals (pid)
   "At a safe point in muproc PID: act on every pending signal."
@@ -48,43 +61,47 @@ plist.  Called without interrupts, so the message can't leak."
               (return)))))))
 
 (defun send-signal (muproc kind plist)
-  "Put a signal of KIND carrying PLIST into MUPROC's priority lane and
-interrupt its thread so that it acts even if it never receives.  Returns
-true if MUPROC was alive."
-  (let* ((pid (%muproc-pid muproc))
-         (rc (sb-sys:without-interrupts
-               (let* ((msg (encode-plist plist t muproc))
-                      (rc (muproc.ffi:%signal-send pid kind msg)))
-                 (unless (zerop rc) (free-message msg))
-                 rc))))
-    (when (zerop rc)
-      ;; The worker publishes its thread before it first polls, so either
-      ;; we see the thread here or it sees the signal there.
-      (sb-thread:barrier (:read))
-      (let ((thread (%muproc-thread muproc)))
-        (when (and thread (not (eq thread sb-thread:*current-thread*)))
-          (handler-case
-              (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
-            (sb-thread:interrupt-thread-error () nil))))
-      t)))
+  "Put a signal of KIND carrying PLIST into MUPROC's priority lane; the
+runtime has its thread interrupted if it is not waiting in a receive.
+Returns true if MUPROC was alive."
+  (let ((rc (sb-sys:without-interrupts
+              (let* ((msg (encode-plist plist t muproc))
+                     (rc (muproc.ffi:%signal-send (%muproc-pid muproc) kind msg)))
+                (unless (zerop rc) (free-message msg))
+                rc))))
+    (zerop rc)))
 
 (defun muproc-exit (reason &optional muproc)
   "Make a muproc exit with REASON.  Without MUPROC (or with the current
 one): unwind the current muproc (UNWIND-PROTECT cleanups run) and exit it;
 does not return.  With another MUPROC: send it an exit signal, which
-reaches it even while it sleeps, waits in a receive or computes; a muproc
-that traps exits receives (:terminated FROM :reason REASON) instead of
-exiting.  Returns true if MUPROC was alive, else NIL."
+reaches it even while it sleeps, waits in a receive or computes (it acts
+at its next safe point); a muproc that traps exits gets the message
+(:terminated SENDER :reason REASON) instead.  Returns true if MUPROC was
+alive, else NIL."
   (cond ((or (null muproc) (eq muproc *current-muproc*))
          (current-muproc-or-lose "MUPROC-EXIT")
          (throw '%muproc-exit reason))
-        (t (send-signal muproc muproc.ffi:+k-exit+
-                        (list :reason reason :from *current-muproc*)))))
+        ((%muproc-exited muproc) nil)
+        (t (sb-sys:without-interrupts
+             (multiple-value-bind (type value handle) (reason-term reason)
+               (let ((rc (muproc.ffi:%send-exit (%muproc-pid muproc) type value)))
+                 (when handle (release-standalone-handle handle))
+                 (zerop rc)))))))
 
 (defun muproc-kill (muproc &optional (reason :killed))
-  "Make MUPROC exit with REASON (default :KILLED), which it can't trap.
+  "Make MUPROC exit with REASON (default :KILLED); it can't trap this.
 Returns true if MUPROC was alive, else NIL."
-  (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason)))
+  (and (not (%muproc-exited muproc))
+       (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason))))
+
+(defun muproc-interrupt (muproc function &rest arguments)
+  "Make MUPROC apply FUNCTION to ARGUMENTS at its next safe point (in a
+receive, or at once if it is computing or sleeping), inside its own
+dynamic environment.  Returns true if MUPROC was alive."
+  (and (not (%muproc-exited muproc))
+       (send-signal muproc muproc.ffi:+k-interrupt+
+                    (list :function (coerce function 'function) :arguments arguments))))
 
 ;;; Exit reasons as libmuproc terms.
 
@@ -132,6 +149,9 @@ Runs without interrupts: nothing may stop an exit half-way."
         (drain-inport pid)
         (setf (%muproc-exited muproc) t
               (%muproc-thread muproc) nil)
+        ;; libmuproc cancelled its timers on exit.
+        (mapc #'forget-timer-handles (%muproc-timers muproc))
+        (setf (%muproc-timers muproc) '())
         (setf (gethash pid *known-muprocs*) muproc)
         (remhash pid *live-muprocs*)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")

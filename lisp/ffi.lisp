@@ -87,6 +87,9 @@ build tree next to muproc.asd (c/.libs/), then the installed libdir."
 (defconstant +stat-messages+ 4)
 (defconstant +stat-atoms+ 5)
 (defconstant +stat-registered+ 6)
+(defconstant +stat-timers+ 7)
+(defconstant +stat-links+ 8)
+(defconstant +stat-monitors+ 9)
 
 (defmacro check (form operation)
   "Evaluate FORM, a call returning a libmuproc code; signal
@@ -173,6 +176,20 @@ MUPROC-RUNTIME-ERROR naming OPERATION if it is negative, else return it."
 (defcall %mbox-count "muproc_mbox_count" :int64 (pid :uint64))
 (defcall %mbox-signal-count "muproc_mbox_signal_count" :int64 (pid :uint64))
 (defcall %mbox-capacity "muproc_mbox_capacity" :int64 (pid :uint64))
+
+(defcall %link "muproc_link" :int (a :uint64) (b :uint64))
+(defcall %unlink "muproc_unlink" :int (a :uint64) (b :uint64))
+(defcall %links "muproc_links" :int64 (pid :uint64) (buf :pointer) (cap :size))
+(defcall %monitor "muproc_monitor" :int (watcher :uint64) (target :uint64) (out :pointer))
+(defcall %demonitor "muproc_demonitor" :int (watcher :uint64) (ref :uint64))
+(defcall %send-exit "muproc_send_exit" :int (to :uint64) (type :int) (value :uint64))
+(defcall %set-trap-exits "muproc_proc_set_trap_exits" :int (pid :uint64) (on :int))
+(defcall %trap-exits "muproc_proc_trap_exits" :int (pid :uint64))
+(defcall %poke-wait "muproc_poke_wait" :int64 (deadline :int64) (buf :pointer) (cap :size))
+
+(defcall %timer-send-after "muproc_timer_send_after" :int (to :uint64) (when :int64) (msg :pointer) (out :pointer))
+(defcall %timer-signal "muproc_timer_signal" :int (to :uint64) (when :int64) (repeat :int64) (payload :pointer) (out :pointer))
+(defcall %timer-cancel "muproc_timer_cancel" :int (id :uint64))
 
 (defcall %worker-offer "muproc_worker_offer" :int (pid :uint64))
 (defcall %worker-unreserve "muproc_worker_unreserve" :void)

@@ -74,7 +74,8 @@ handles that no longer have a reference."
   (cffi:with-foreign-object (out :uint64)
     (muproc.ffi:check (muproc.ffi:%msg-put-new-handle msg key out)
                       "muproc_msg_put_new_handle")
-    (store-handle (cffi:mem-ref out :uint64) value)))
+    (store-handle (cffi:mem-ref out :uint64) value)
+    muproc.ffi:+ok+))
 
 (defun put-bytes (msg key octets binaryp)
   (let ((octets (coerce octets '(simple-array (unsigned-byte 8) (*)))))
@@ -147,7 +148,9 @@ caller.  LISP-RECEIVER-P chooses by-reference values."
                (let ((octets (make-array n :element-type '(unsigned-byte 8))))
                  (dotimes (k n octets)
                    (setf (aref octets k) (cffi:mem-aref ptr :uint8 k))))))))
-      ((= type muproc.ffi:+t-pid+) (pid-muproc (muproc.ffi:%msg-pid msg i)))
+      ((= type muproc.ffi:+t-pid+)
+       (let ((pid (muproc.ffi:%msg-pid msg i)))
+         (unless (zerop pid) (pid-muproc pid))))
       ((= type muproc.ffi:+t-ref+) (%make-tag (muproc.ffi:%msg-ref msg i)))
       (t (error 'muproc-runtime-error :code type :operation "decoding a term")))))
 

@@ -3,27 +3,25 @@
 (in-package #:muproc)
 
 (defun run-in-fresh-muproc (function timeout timeout-action)
-  "Call FUNCTION in a new anonymous muproc and return its values; see the
-MUPROC macro."
-  (let ((done (sb-thread:make-semaphore :name "muproc form"))
-        (values nil)
-        (failure nil))
-    (let ((muproc (muproc-spawn nil (lambda ()
-                                      (handler-case
-                                          (setf values (multiple-value-list
-                                                        (funcall function)))
-                                        (serious-condition (c)
-                                          (setf failure c)))
-                                      (sb-thread:signal-semaphore done)
-                                      (when failure
-                                        (muproc-exit (cons :error-in-process failure))))
-                                nil)))
-      (cond ((sb-thread:wait-on-semaphore done :timeout timeout)
-             (when failure (error failure))
-             (values-list values))
-            (t
-             (muproc-kill muproc :timeout)
-             timeout-action)))))
+  "Call FUNCTION in a new anonymous muproc and return its values once that
+muproc has ended; see the MUPROC macro."
+  (let* ((values nil)
+         (failure nil)
+         (muproc (muproc-spawn nil (lambda ()
+                                     (handler-case
+                                         (setf values (multiple-value-list
+                                                       (funcall function)))
+                                       (serious-condition (c)
+                                         (setf failure c)
+                                         (muproc-exit (cons :error-in-process c)))))
+                               nil)))
+    (cond ((nth-value 1 (muproc-wait-for-exit muproc :timeout timeout))
+           (when failure (error failure))
+           (values-list values))
+          (t
+           (muproc-kill muproc :timeout)
+           (muproc-wait-for-exit muproc)
+           timeout-action))))
 
 (defmacro muproc ((&optional (timeout 10) (timeout-action :timeout)) &body body)
   "Evaluate BODY in a fresh muproc and return all its values: muproc's

@@ -19,6 +19,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:+s-noproc+ #:+s-created+ #:+s-running+ #:+s-waiting+ #:+s-exited+
            #:+stat-procs+ #:+stat-threads+ #:+stat-parked+ #:+stat-handles+
            #:+stat-messages+ #:+stat-atoms+ #:+stat-registered+
+           #:+stat-timers+ #:+stat-links+ #:+stat-monitors+
            ;; functions
            #:%version #:%version-string #:%strerror #:%err-name
            #:%init #:%now-ns #:%thread-cap #:%set-thread-cap #:%stat
@@ -36,6 +37,9 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%register #:%unregister #:%whereis #:%registered-names
            #:%send #:%signal-send #:%recv #:%recv-signal #:%recv-take
            #:%mbox-count #:%mbox-signal-count #:%mbox-capacity
+           #:%link #:%unlink #:%links #:%monitor #:%demonitor #:%send-exit
+           #:%set-trap-exits #:%trap-exits #:%poke-wait
+           #:%timer-send-after #:%timer-signal #:%timer-cancel
            #:%worker-offer #:%worker-unreserve #:%worker-park #:%worker-exit
            #:%worker-trim))
 
@@ -51,7 +55,16 @@ are those of cl-muproc.")
    #:muproc #:muprocn #:muproc-spawn #:muproc-current-process #:muproc-name
    #:muproc-p #:in-muproc-p #:muproc-find #:muproc-all-processes
    #:muproc-state #:muproc-exit-reason #:muproc-alive-p
-   #:muproc-exit #:muproc-kill #:muproc-wait-for-exit
+   #:muproc-exit #:muproc-kill #:muproc-wait-for-exit #:muproc-interrupt
+   ;; links, monitors, trapping
+   #:muproc-link #:muproc-unlink #:muproc-links
+   #:muproc-monitor #:muproc-demonitor
+   #:muproc-set-trap-exits #:muproc-trap-exits-p
+   ;; timers
+   #:muproc-schedule #:muproc-schedule-relative #:muproc-make-interrupt-timer
+   #:muproc-schedule-timer #:muproc-schedule-timer-relative
+   #:muproc-unschedule-timer #:muproc-send-after #:muproc-timer-p
+   #:muproc-with-timeout
    #:*muproc-inport* #:*muproc-errorstream* #:*muproc-packet*
    #:*muproc-enter-debugger-on-error* #:*muproc-worker-idle-seconds*
    ;; messages

@@ -13,8 +13,8 @@
   (arglist nil :type list)
   (errorstream nil)
   (initial-bindings nil :type list)
-  (trap-exits nil)
   (thread nil)
+  (timers '() :type list)
   (exit-reason nil)
   (exited nil))
 

@@ -2,7 +2,35 @@
 
 (in-package #:muproc)
 
-(muproc.ffi:load-library)
+;;; Signals for a Lisp muproc that is not waiting in a receive are
+;;; "poked" by libmuproc; this thread turns pokes into thread interrupts
+;;; (C never calls Lisp), which act at the muproc's next safe point.
+
+(defun interrupt-muproc-thread (pid)
+  (let* ((muproc (gethash pid *live-muprocs*))
+         (thread (and muproc (%muproc-thread muproc))))
+    (when thread
+      (handler-case (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
+        (sb-thread:interrupt-thread-error () nil)))))
+
+(defun poke-dispatcher ()
+  (cffi:with-foreign-object (buf :uint64 64)
+    (loop
+      (let ((n (sb-sys:without-interrupts
+                 (muproc.ffi:%poke-wait muproc.ffi:+forever+ buf 64))))
+        (when (minusp n)
+          (return))
+        (dotimes (i n)
+          (interrupt-muproc-thread (cffi:mem-aref buf :uint64 i)))))))
+
+(defvar *poke-dispatcher* nil)
+
+(defun ensure-poke-dispatcher ()
+  (unless (and *poke-dispatcher* (sb-thread:thread-alive-p *poke-dispatcher*))
+    (setf *poke-dispatcher*
+          (sb-thread:make-thread #'poke-dispatcher :name "muproc signal dispatcher"))))
+
+(ensure-poke-dispatcher)
 
 (defun muproc-thread-cap ()
   "How many threads may run muprocs at once (parked workers included).
@@ -32,7 +60,7 @@ to end."
   "A plist describing the runtime: :PROCESSES (muprocs not yet released),
 :THREADS (worker threads), :PARKED (idle workers), :HANDLES (objects
 referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
-(port names), :LISP-HANDLES (slots of the Lisp handle table in use),
+(port names), :TIMERS (pending), :LINKS (link ends), :MONITORS, :LISP-HANDLES (slots of the Lisp handle table in use),
 :LIVE-MUPROCS (Lisp muprocs not yet finished)."
   (flet ((stat (what) (muproc.ffi:%stat what)))
     (list :processes (stat muproc.ffi:+stat-procs+)
@@ -42,5 +70,8 @@ referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
           :messages (stat muproc.ffi:+stat-messages+)
           :atoms (stat muproc.ffi:+stat-atoms+)
           :registered (stat muproc.ffi:+stat-registered+)
+          :timers (stat muproc.ffi:+stat-timers+)
+          :links (stat muproc.ffi:+stat-links+)
+          :monitors (stat muproc.ffi:+stat-monitors+)
           :lisp-handles (lisp-handle-count)
           :live-muprocs (hash-table-count *live-muprocs*))))

@@ -130,6 +130,8 @@ reached; nothing is started then."
   (check-type name symbol)
   (check-type arglist list)
   (check-type inport-capacity (or null (integer 1 #xffffffff)))
+  (when (and link (not *current-muproc*))
+    (error 'muproc-not-in-muproc :operation "MUPROC-SPAWN :LINK"))
   (let ((function (if (functionp function) function (fdefinition function))))
     (loop for binding in initial-bindings
           unless (and (consp binding) (symbolp (car binding)))
@@ -146,8 +148,7 @@ reached; nothing is started then."
                             :arglist arglist
                             :errorstream (or errorstream *muproc-errorstream*
                                              *trace-output*)
-                            :initial-bindings initial-bindings
-                            :trap-exits trap-exits))))
+                            :initial-bindings initial-bindings))))
       (setf (gethash (%muproc-pid muproc) *live-muprocs*) muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
@@ -155,12 +156,13 @@ reached; nothing is started then."
             (abandon-spawn muproc)
             (error 'muproc-name-taken :name name))
           (setf (gethash name *muproc-names*) muproc)))
+      ;; Both before the muproc runs a single form.
+      (when trap-exits
+        (muproc.ffi:%set-trap-exits (%muproc-pid muproc) 1))
       (when link
-        (link-new-muproc muproc))
+        (muproc.ffi:check (muproc.ffi:%link (%muproc-pid *current-muproc*)
+                                            (%muproc-pid muproc))
+                          "muproc_link"))
       (start-worker muproc)
       muproc)))
 
-(defun link-new-muproc (muproc)
-  (abandon-spawn muproc)
-  ;; Links arrive with the links/exits work; refuse rather than pretend.
-  (error "MUPROC-SPAWN :LINK is not supported by this version of muproc."))
