@@ -147,8 +147,7 @@ Runs without interrupts: nothing may stop an exit half-way."
         (muproc.ffi:check (muproc.ffi:%proc-exit pid type value) "muproc_proc_exit")
         (when handle (muproc.ffi:%handle-release handle))
         (drain-inport pid)
-        (setf (%muproc-exited muproc) t
-              (%muproc-thread muproc) nil)
+        (setf (%muproc-thread muproc) nil)
         ;; libmuproc cancelled its timers on exit.
         (mapc #'forget-timer-handles (%muproc-timers muproc))
         (setf (%muproc-timers muproc) '())
@@ -156,7 +155,9 @@ Runs without interrupts: nothing may stop an exit half-way."
         (remhash pid *live-muprocs*)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
         (when handle (forget-handle handle))
+        ;; Last: whoever waits for this exit finds everything cleaned up.
         (sb-thread:with-mutex (*exit-lock*)
+          (setf (%muproc-exited muproc) t)
           (sb-thread:condition-broadcast *exit-queue*))))))
 
 (defun muproc-wait-for-exit (muproc &key timeout)
