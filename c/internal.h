@@ -83,8 +83,8 @@ void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal);
 /* ---- processes --------------------------------------------------- */
 
 /* Small growable sets, owned by one process and guarded by its lock. */
-struct pid_set {
-  muproc_pid_t *pids;
+struct id_set { /* pids, or alias references */
+  uint64_t *ids;
   uint32_t n, cap;
 };
 struct ref_entry {
@@ -95,8 +95,8 @@ struct ref_set {
   struct ref_entry *entries;
   uint32_t n, cap;
 };
-int pid_set_add(struct pid_set *set, muproc_pid_t pid);
-bool pid_set_remove(struct pid_set *set, muproc_pid_t pid);
+int id_set_add(struct id_set *set, uint64_t id);
+bool id_set_remove(struct id_set *set, uint64_t id);
 int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid);
 /* Remove REF; its pid goes to *PID.  False if absent. */
 bool ref_set_remove(struct ref_set *set, uint64_t ref, muproc_pid_t *pid);
@@ -121,9 +121,10 @@ struct proc {
   int reason_type;
   uint64_t reason_value;
   /* Links and monitors, under lock (see link.c and monitor.c). */
-  struct pid_set links;
+  struct id_set links;
   struct ref_set watchers; /* who monitors me: (ref, watcher) */
   struct ref_set watching; /* whom I monitor: (ref, target) */
+  struct id_set aliases;   /* active reply aliases (alias.c) */
   _Atomic int trap_exits;
   muproc_fn_t c_fn; /* C muprocs only */
   void *c_arg;
@@ -153,7 +154,7 @@ struct exit_notice {
   muproc_pid_t pid;
   int reason_type;
   uint64_t reason_value;
-  struct pid_set links;
+  struct id_set links;
   struct ref_set watchers;
   struct ref_set watching;
 };

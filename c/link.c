@@ -57,12 +57,12 @@ int muproc_link(muproc_pid_t a, muproc_pid_t b) {
   } else if (!pb || !proc_alive(pb) || proc_pid(pb) != b) {
     send_exit_signal(a, b, MUPROC_T_ATOM, atom_noproc, true);
   } else {
-    int added = pid_set_add(&pa->links, b);
+    int added = id_set_add(&pa->links, b);
     if (added == 0) {
-      if (pid_set_add(&pb->links, a) == 0) {
+      if (id_set_add(&pb->links, a) == 0) {
         atomic_fetch_add(&muproc_rt.links, 2);
       } else {
-        pid_set_remove(&pa->links, b);
+        id_set_remove(&pa->links, b);
         rc = MUPROC_ENOMEM;
       }
     } else if (added < 0) {
@@ -79,7 +79,7 @@ int muproc_unlink(muproc_pid_t a, muproc_pid_t b) {
     return 0;
   proc_lock_pair(pa, pb);
   if (proc_pid(pa) == a && proc_pid(pb) == b) {
-    int removed = pid_set_remove(&pa->links, b) + pid_set_remove(&pb->links, a);
+    int removed = id_set_remove(&pa->links, b) + id_set_remove(&pb->links, a);
     atomic_fetch_sub(&muproc_rt.links, removed);
   }
   proc_unlock_pair(pa, pb);
@@ -93,21 +93,21 @@ int64_t muproc_links(muproc_pid_t pid, muproc_pid_t *buf, size_t cap) {
   pthread_mutex_lock(&p->lock);
   int64_t n = proc_pid(p) == pid ? p->links.n : 0;
   for (int64_t i = 0; buf && i < n && (size_t)i < cap; i++)
-    buf[i] = p->links.pids[i];
+    buf[i] = p->links.ids[i];
   pthread_mutex_unlock(&p->lock);
   return n;
 }
 
 void link_tell_exit(const struct exit_notice *e) {
   for (uint32_t i = 0; i < e->links.n; i++) {
-    muproc_pid_t peer = e->links.pids[i];
+    muproc_pid_t peer = e->links.ids[i];
     struct proc *q = proc_lookup(peer);
     if (!q)
       continue;
     pthread_mutex_lock(&q->lock);
     /* Only a link still present is told: an unlink that got here first
      * means no signal, as muproc_unlink promises. */
-    if (proc_pid(q) == peer && pid_set_remove(&q->links, e->pid)) {
+    if (proc_pid(q) == peer && id_set_remove(&q->links, e->pid)) {
       atomic_fetch_sub(&muproc_rt.links, 1);
       send_exit_signal(peer, e->pid, e->reason_type, e->reason_value, true);
     }

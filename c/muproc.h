@@ -487,6 +487,28 @@ MUPROC_API int64_t muproc_poke_wait(int64_t deadline, muproc_pid_t *buf,
                                     size_t cap);
 
 /* ------------------------------------------------------------------ */
+/* Reply aliases                                                       */
+/* ------------------------------------------------------------------ */
+
+/* An alias is a reference through which a process can be sent replies
+ * only while it keeps the alias open: a caller opens one per request and
+ * closes it when it stops waiting, so a late reply is dropped instead of
+ * landing in its mailbox (OTP's alias).  Replies through an alias are not
+ * subject to capacity.  Aliases close when the process exits. */
+
+/* Open an alias for SELF (any thread may call this, but only SELF should
+ * use it); stores it in *ALIAS.  Errors: MUPROC_ESRCH, MUPROC_ENOMEM. */
+MUPROC_API int muproc_alias_add(muproc_pid_t self, uint64_t *alias);
+/* Close ALIAS.  Once this returns nothing more arrives through it.
+ * Errors: MUPROC_ENOENT (not open), MUPROC_ESRCH. */
+MUPROC_API int muproc_alias_remove(muproc_pid_t self, uint64_t alias);
+/* Send MSG to TO through ALIAS: delivered (0, ownership passes) only if
+ * TO has ALIAS open; MUPROC_ENOENT if not (the caller keeps MSG),
+ * MUPROC_ESRCH if TO is not alive. */
+MUPROC_API int muproc_send_alias(muproc_pid_t to, uint64_t alias,
+                                 muproc_msg_t *msg);
+
+/* ------------------------------------------------------------------ */
 /* Timers                                                              */
 /* ------------------------------------------------------------------ */
 

@@ -105,9 +105,10 @@ void proc_table_free(void) {
     struct proc *p = &table.slots[i];
     pthread_mutex_destroy(&p->lock);
     free(p->ports);
-    free(p->links.pids);
+    free(p->links.ids);
     free(p->watchers.entries);
     free(p->watching.entries);
+    free(p->aliases.ids);
   }
   free(table.slots);
   table.slots = NULL;
@@ -157,7 +158,7 @@ int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
   p->reason_value = 0;
   p->c_fn = NULL;
   p->c_arg = NULL;
-  p->links.n = p->watchers.n = p->watching.n = 0;
+  p->links.n = p->watchers.n = p->watching.n = p->aliases.n = 0;
   atomic_store(&p->trap_exits, 0);
   mailbox_init(&p->mbox, capacity);
   atomic_fetch_add(&muproc_rt.procs, 1);
@@ -227,16 +228,17 @@ int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
                           .links = p->links,
                           .watchers = p->watchers,
                           .watching = p->watching};
-  p->links = (struct pid_set){0};
+  p->links = (struct id_set){0};
   p->watchers = (struct ref_set){0};
   p->watching = (struct ref_set){0};
   atomic_fetch_sub(&muproc_rt.links, e.links.n);
   atomic_fetch_sub(&muproc_rt.monitors, e.watchers.n);
+  p->aliases.n = 0; /* replies to a dead process go nowhere */
   pthread_mutex_unlock(&p->lock);
   timer_cancel_for(pid);
   link_tell_exit(&e);
   monitor_tell_exit(&e);
-  free(e.links.pids);
+  free(e.links.ids);
   free(e.watchers.entries);
   free(e.watching.entries);
   return 0;

@@ -14,21 +14,21 @@ static int grow(void **items, uint32_t *cap, size_t size) {
   return 0;
 }
 
-int pid_set_add(struct pid_set *set, muproc_pid_t pid) {
+int id_set_add(struct id_set *set, uint64_t id) {
   for (uint32_t i = 0; i < set->n; i++)
-    if (set->pids[i] == pid)
+    if (set->ids[i] == id)
       return 1; /* already there */
   if (set->n == set->cap &&
-      grow((void **)&set->pids, &set->cap, sizeof *set->pids) != 0)
+      grow((void **)&set->ids, &set->cap, sizeof *set->ids) != 0)
     return MUPROC_ENOMEM;
-  set->pids[set->n++] = pid;
+  set->ids[set->n++] = id;
   return 0;
 }
 
-bool pid_set_remove(struct pid_set *set, muproc_pid_t pid) {
+bool id_set_remove(struct id_set *set, uint64_t id) {
   for (uint32_t i = 0; i < set->n; i++)
-    if (set->pids[i] == pid) {
-      set->pids[i] = set->pids[--set->n];
+    if (set->ids[i] == id) {
+      set->ids[i] = set->ids[--set->n];
       return true;
     }
   return false;
