@@ -28,7 +28,8 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "worker")
                (:file "registry")
                (:file "muprocn")
-               (:file "runtime"))
+               (:file "runtime")
+               (:file "generic-server"))
   :in-order-to ((test-op (test-op "muproc/tests"))))
 
 (defsystem "muproc/tests"

@@ -34,6 +34,22 @@ terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
           :muproc (if (muproc-p destination) destination (pid-muproc 0)))
   nil)
 
+(defun deliver-plist (pid plist destination &key alias)
+  "Encode PLIST (already checked) for muproc PID and send it, directly or
+through reply ALIAS.  Returns 0 or the libmuproc code."
+  (let ((kind (muproc.ffi:%proc-kind pid)))
+    (if (minusp kind)
+        kind
+        (sb-sys:without-interrupts
+          ;; The message is owned here until the send succeeds: no
+          ;; interrupt may come between the two.
+          (let* ((msg (encode-plist plist (= kind muproc.ffi:+kind-lisp+) destination))
+                 (rc (if alias
+                         (muproc.ffi:%send-alias pid alias msg)
+                         (muproc.ffi:%send pid msg))))
+            (unless (zerop rc) (free-message msg))
+            rc)))))
+
 (defun mumsg-send (destination &rest plist)
   "Send the mumsg made of PLIST (or PLIST's single element, if that is a
 mumsg) to DESTINATION: a muproc, a registered port name (a keyword) or
@@ -49,27 +65,17 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
   (check-plist plist)
   (loop
     (let* ((pid (destination-pid destination))
-           (kind (if pid (muproc.ffi:%proc-kind pid) muproc.ffi:+esrch+)))
-      (when (minusp kind)
-        (return (send-to-terminated destination)))
-      (let ((rc (sb-sys:without-interrupts
-                  ;; The message is owned here until the send succeeds:
-                  ;; no interrupt may come between the two.
-                  (let* ((msg (encode-plist plist (= kind muproc.ffi:+kind-lisp+)
-                                            destination))
-                         (rc (muproc.ffi:%send pid msg)))
-                    (unless (zerop rc) (free-message msg))
-                    rc))))
-        (cond ((zerop rc) (return t))
-              ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination)))
-              ((= rc muproc.ffi:+efull+)
-               (restart-case
-                   (error 'muproc-inport-full
-                          :destination destination
-                          :capacity (muproc.ffi:%mbox-capacity pid))
-                 (retry ()
-                   :report "Try to send the message again.")))
-              (t (error 'muproc-runtime-error :code rc :operation "muproc_send")))))))
+           (rc (if pid (deliver-plist pid plist destination) muproc.ffi:+esrch+)))
+      (cond ((zerop rc) (return t))
+            ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination)))
+            ((= rc muproc.ffi:+efull+)
+             (restart-case
+                 (error 'muproc-inport-full
+                        :destination destination
+                        :capacity (muproc.ffi:%mbox-capacity pid))
+               (retry ()
+                 :report "Try to send the message again.")))
+            (t (error 'muproc-runtime-error :code rc :operation "muproc_send"))))))
 
 ;;; Receiving
 

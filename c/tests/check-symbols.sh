@@ -20,13 +20,13 @@ header_symbols () {
     sort -u
 }
 
-if test "x$1" = x--header-symbols; then
+if test "$1" = --header-symbols; then
   test -n "$2" || { echo "usage: $0 --header-symbols HEADER" >&2; exit 2; }
   header_symbols "$2"
   exit $?
 fi
 
-srcdir=${MUPROC_SRCDIR:-`dirname "$0"`/../..}
+srcdir=${MUPROC_SRCDIR:-$(dirname "$0")/../..}
 libdir=${MUPROC_LIBDIR:-c/.libs}
 symbols=$srcdir/c/symbols.txt
 header=$srcdir/c/muproc.h
@@ -51,11 +51,11 @@ done
 tmp=${TMPDIR:-/tmp}/check-symbols.$$
 mkdir "$tmp" || { echo "Bail out! cannot create $tmp"; exit 1; }
 trap 'rm -rf "$tmp"' 0
-trap 'exit 1' 1 2 13 15
+trap 'exit 1' HUP INT PIPE TERM
 
 # ${NM} may be "nm -B" (from libtool): leave it unquoted.
 if ! ${NM:-nm} -D --defined-only "$lib" >"$tmp/nm.out" 2>"$tmp/nm.err"; then
-  echo "Bail out! nm -D --defined-only $lib failed: `head -n 1 "$tmp/nm.err"`"
+  echo "Bail out! nm -D --defined-only $lib failed: $(head -n 1 "$tmp/nm.err")"
   exit 1
 fi
 awk '$(NF-1) == "T" { print $NF }' "$tmp/nm.out" | sed 's/@.*//' | sort -u >"$tmp/exported"
@@ -75,7 +75,7 @@ report () {
 }
 
 comm -23 "$tmp/listed" "$tmp/exported" >"$tmp/missing"
-report 1 "every function in c/symbols.txt is exported by `basename "$lib"`" \
+report 1 "every function in c/symbols.txt is exported by $(basename "$lib")" \
   "$tmp/missing" "not exported"
 
 comm -13 "$tmp/listed" "$tmp/exported" >"$tmp/extra"

@@ -1,0 +1,368 @@
+;;;; generic-server.lisp - the seed's generic servers, with OTP-grade calls.
+;;;;
+;;;; A server type is a Lisp package: INITIALIZE returns the state,
+;;;; TERMINATE cleans up, MUPROC-DEFINE-CALL-HANDLER and
+;;;; MUPROC-DEFINE-CAST-HANDLER define the handlers and their client
+;;;; functions.  A call carries a reply alias (libmuproc drops a reply once
+;;;; the caller stopped waiting), the caller monitors the server for the
+;;;; duration and gives up after a timeout: the three ways a cl-muproc
+;;;; call could hang forever or pollute a mailbox are closed.
+
+(defpackage #:muproc.generic-server
+  (:use #:common-lisp #:muproc)
+  (:nicknames #:muproc.gensrv #:cl-muproc.generic-server)
+  (:documentation "Generic servers in the style of cl-muproc (and of
+Erlang's gen_server): a server type is a package defining INITIALIZE,
+optionally TERMINATE, LINKED-EXIT and UNHANDLED-MESSAGE, and handlers
+defined with MUPROC-DEFINE-CALL-HANDLER and MUPROC-DEFINE-CAST-HANDLER.")
+  (:export #:muproc-generic-start #:muproc-generic-call #:muproc-generic-cast
+           #:muproc-generic-stop #:muproc-define-call-handler
+           #:muproc-define-cast-handler #:muproc-default-server-name
+           #:muproc-exit-after-handler #:muproc-generic-defer-reply
+           #:muproc-generic-reply
+           #:*muproc-generic-call-timeout* #:*muproc-generic-server-package*
+           #:*muproc-generic-server-port-name*
+           #:generic-server-error #:generic-call-timeout #:generic-server-down
+           #:generic-server-not-running #:generic-handler-error
+           #:generic-server-error-server #:generic-server-down-reason
+           #:generic-handler-error-original))
+
+(in-package #:muproc.generic-server)
+
+;;; Conditions
+
+(define-condition generic-server-error (muproc-error)
+  ((server :initarg :server :reader generic-server-error-server)
+   (handler :initarg :handler :initform nil :reader generic-server-error-handler))
+  (:documentation "Base class of the errors a generic-server call signals."))
+
+(define-condition generic-call-timeout (generic-server-error)
+  ((timeout :initarg :timeout :reader generic-call-timeout-seconds))
+  (:report (lambda (c s)
+             (format s "Call ~s to ~a got no reply within ~a s."
+                     (generic-server-error-handler c) (generic-server-error-server c)
+                     (generic-call-timeout-seconds c))))
+  (:documentation "Signalled in a caller whose call got no reply within the
+timeout (*MUPROC-GENERIC-CALL-TIMEOUT*).  A reply arriving later is
+dropped, never left in the caller's inport."))
+
+(define-condition generic-server-down (generic-server-error)
+  ((reason :initarg :reason :reader generic-server-down-reason))
+  (:report (lambda (c s)
+             (format s "Server ~a exited with reason ~s during call ~s."
+                     (generic-server-error-server c) (generic-server-down-reason c)
+                     (generic-server-error-handler c))))
+  (:documentation "Signalled in a caller, at once, when the server exits
+before replying; carries the server's exit reason."))
+
+(define-condition generic-server-not-running (generic-server-down) ()
+  (:report (lambda (c s)
+             (format s "No server ~s is running (call ~s)."
+                     (generic-server-error-server c) (generic-server-error-handler c))))
+  (:documentation "Signalled at once by a call or cast to a server that is
+not running (an unknown name or port, or a muproc that has exited)."))
+
+(define-condition generic-handler-error (generic-server-error)
+  ((original :initarg :original :reader generic-handler-error-original))
+  (:report (lambda (c s)
+             (format s "Handler ~s of ~a failed: ~a"
+                     (generic-server-error-handler c) (generic-server-error-server c)
+                     (generic-handler-error-original c))))
+  (:documentation "Signalled in a caller when the call's handler signalled
+an error; GENERIC-HANDLER-ERROR-ORIGINAL is the handler's condition.  The
+server keeps its state and goes on serving."))
+
+;;; Configuration
+
+(defvar *muproc-generic-call-timeout* 5
+  "Seconds a generic-server call waits for its reply (NIL: forever).
+Bind it around a call to change one call's timeout.")
+
+(defvar *muproc-generic-server-package* nil
+  "Inside a generic server: the package that defines its type.")
+
+(defvar *muproc-generic-server-port-name* nil
+  "Inside a generic server: the port name it registered, or NIL.")
+
+(defvar *default-server-names* (make-hash-table :test 'eq :synchronized t)
+  "Package -> the name of its default server.")
+
+(defmacro muproc-default-server-name (name)
+  "Declare NAME (a symbol, or a keyword port name) as the server that the
+client functions of the current package's handlers call by default."
+  `(setf (gethash (find-package ,(package-name *package*)) *default-server-names*)
+         ',name))
+
+(defun default-server (package)
+  (or (gethash (find-package package) *default-server-names*)
+      (error 'generic-server-not-running :server (format nil "(default of ~a)" package))))
+
+;;; Client side
+
+(defun resolve-server (server-ref)
+  "The live muproc SERVER-REF designates (a muproc, a muproc name, or a
+registered port name), or NIL."
+  (let ((muproc (typecase server-ref
+                  (muproc server-ref)
+                  (keyword (muproc-get-registered-port server-ref))
+                  (symbol (muproc-find server-ref)))))
+    (and muproc (muproc-alive-p muproc) muproc)))
+
+(defun live-server-or-lose (server-ref handler)
+  (or (resolve-server server-ref)
+      (error 'generic-server-not-running :server server-ref :handler handler
+                                         :reason :noproc)))
+
+(defun muproc-generic-call (server-ref handler &rest args)
+  "Call HANDLER (a call-handler's symbol) of the generic server SERVER-REF
+(a muproc, a muproc name or a port name) with ARGS and return the values
+its handler returned.  Blocks at most *MUPROC-GENERIC-CALL-TIMEOUT*
+seconds.  Signals GENERIC-SERVER-NOT-RUNNING at once if the server is not
+running, GENERIC-SERVER-DOWN at once if it exits before replying,
+GENERIC-CALL-TIMEOUT when the timeout passes (a later reply is dropped),
+GENERIC-HANDLER-ERROR if the handler signalled an error.  Must be called
+inside a muproc."
+  (let* ((self (or (muproc-current-process)
+                   (error 'muproc-not-in-muproc :operation "MUPROC-GENERIC-CALL")))
+         (server (live-server-or-lose server-ref handler))
+         (server-monitor (muproc-monitor server))
+         (alias (open-alias self))
+         (timeout *muproc-generic-call-timeout*))
+    (flet ((give-up ()
+             (close-alias self alias)
+             (muproc-demonitor server-monitor :flush t)))
+      (mumsg-send server :gs-call handler :gs-args args :gs-alias alias)
+      (destructuring-bind (status . results)
+          (mumsg-receive (from :timeout timeout)
+            ((gs-reply gs-status gs-values) (eq gs-reply alias)
+             (give-up)
+             (cons gs-status gs-values))
+            ((terminated reason monitor) (muproc-msgtag= monitor server-monitor)
+             (close-alias self alias)
+             (list :down reason))
+            (:timeout
+             (give-up)
+             (list :timeout)))
+        (ecase status
+          (:normal (values-list results))
+          (:error (error 'generic-handler-error :server server-ref :handler handler
+                                                :original (first results)))
+          (:down (error 'generic-server-down :server server-ref :handler handler
+                                             :reason (first results)))
+          (:timeout (error 'generic-call-timeout :server server-ref :handler handler
+                                                 :timeout timeout)))))))
+
+(defun open-alias (self)
+  (cffi:with-foreign-object (out :uint64)
+    (muproc.ffi:check (muproc.ffi:%alias-add (muproc::%muproc-pid self) out)
+                      "muproc_alias_add")
+    (muproc::%make-tag (cffi:mem-ref out :uint64))))
+
+(defun close-alias (self alias)
+  "Close ALIAS, then drop a reply that got through before it closed."
+  (muproc.ffi:%alias-remove (muproc::%muproc-pid self) (muproc::muproc-tag-id alias))
+  (mumsg-receive (from :timeout 0)
+    ((gs-reply) (eq gs-reply alias) nil)))
+
+(defun muproc-generic-cast (server-ref handler &rest args)
+  "Send HANDLER (a cast-handler's symbol) of the generic server SERVER-REF
+ARGS, without waiting.  Returns T.  Signals GENERIC-SERVER-NOT-RUNNING if
+the server is not running."
+  (let ((server (live-server-or-lose server-ref handler)))
+    (or (mumsg-send server :gs-cast handler :gs-args args)
+        (error 'generic-server-not-running :server server-ref :handler handler
+                                           :reason :noproc))))
+
+(defun muproc-generic-stop (server-ref &optional (reason :normal))
+  "Make the generic server SERVER-REF call its TERMINATE and exit with
+REASON, and wait until it has.  Returns T."
+  (let ((server (live-server-or-lose server-ref 'muproc-generic-stop)))
+    (muproc-generic-call server '%stop reason)
+    (muproc-wait-for-exit server)
+    t))
+
+;;; Handler definition
+
+(defun lambda-list-call-arguments (lambda-list)
+  "The forms passing the parameters of LAMBDA-LIST (required, &optional,
+&rest) on to another function, and whether the last one is a &rest."
+  (let ((forms '()) (rest nil) (mode :required))
+    (dolist (item lambda-list)
+      (case item
+        (&optional (setf mode :optional))
+        (&rest (setf mode :rest))
+        (t (case mode
+             (:rest (setf rest item))
+             (t (push (if (consp item) (first item) item) forms))))))
+    (values (nreverse forms) rest)))
+
+(defun client-functions (name lambda-list handler kind)
+  "The two exported client functions NAME and NAME* of a handler."
+  (let ((star (intern (format nil "~a*" (symbol-name name)) (symbol-package name)))
+        (server (intern "SERVER-REF" :muproc.generic-server))
+        (entry (ecase kind (:call 'muproc-generic-call) (:cast 'muproc-generic-cast))))
+    (multiple-value-bind (args rest) (lambda-list-call-arguments lambda-list)
+      (flet ((call (server-form)
+               `(apply #',entry ,server-form ',handler ,@args ,rest)))
+        `((export '(,name ,star) ,(package-name (symbol-package name)))
+          (defun ,name ,lambda-list
+            ,(format nil "~:(~a~) the default server of ~a (see ~s)." kind
+                     (package-name (symbol-package name)) handler)
+            ,(call `(default-server ,(package-name *package*))))
+          (defun ,star (,server ,@lambda-list)
+            ,(format nil "~:(~a~) SERVER-REF (a muproc, muproc name or port name) ~
+                          with handler ~s." kind handler)
+            ,(call server)))))))
+
+(defun handler-symbol (kind name)
+  (intern (format nil "~a-HANDLER/~a" kind (symbol-name name)) (symbol-package name)))
+
+(defmacro muproc-define-call-handler (name (state from &rest lambda-list) &body body)
+  "Define the call handler NAME of the current package's server type: BODY
+runs in the server with STATE (the server's state), FROM (the calling
+muproc) and the call's arguments bound by LAMBDA-LIST (required, &optional
+and &rest parameters); its values are the reply.  Also defines and exports
+the client functions NAME (calls the package's default server) and NAME*
+(takes a server reference first).  Redefining the handler at the REPL
+takes effect on the next call."
+  (let ((handler (handler-symbol "CALL" name)))
+    `(progn
+       ,@(client-functions name lambda-list handler :call)
+       (defun ,handler (,state ,from ,@lambda-list)
+         (declare (ignorable ,state ,from))
+         ,@body)
+       ',name)))
+
+(defmacro muproc-define-cast-handler (name (state &rest lambda-list) &body body)
+  "Define the cast handler NAME of the current package's server type: BODY
+runs in the server with STATE and the cast's arguments; nothing is
+replied.  Also defines and exports the client functions NAME and NAME*,
+which return T at once."
+  (let ((handler (handler-symbol "CAST" name)))
+    `(progn
+       ,@(client-functions name lambda-list handler :cast)
+       (defun ,handler (,state ,@lambda-list)
+         (declare (ignorable ,state))
+         ,@body)
+       ',name)))
+
+;;; Server side
+
+(defstruct (reply-token (:constructor make-reply-token (caller alias)))
+  caller alias)
+
+(defvar *current-reply* nil
+  "Inside a call handler: where its reply goes, or NIL once deferred.")
+
+(defvar *exit-after-handler* nil
+  "Inside a handler: (list reason) once MUPROC-EXIT-AFTER-HANDLER was called.")
+
+(defun muproc-exit-after-handler (&optional (reason :normal))
+  "Inside a handler: once the handler has returned (and its reply, if a
+call, was sent), make the server call TERMINATE and exit with REASON."
+  (setf *exit-after-handler* (list reason)))
+
+(defun muproc-generic-defer-reply ()
+  "Inside a call handler: don't reply when the handler returns; return a
+token that MUPROC-GENERIC-REPLY uses later, from this server or from any
+muproc it hands the token to."
+  (shiftf *current-reply* nil))
+
+(defun muproc-generic-reply (token &rest values)
+  "Reply VALUES to the call TOKEN (from MUPROC-GENERIC-DEFER-REPLY) stands
+for.  Returns T if the caller was still waiting, NIL if it gave up."
+  (send-reply token :normal values))
+
+(defun send-reply (token status values)
+  (let ((rc (muproc::deliver-plist
+             (muproc::%muproc-pid (reply-token-caller token))
+             (list :gs-reply (reply-token-alias token) :gs-status status :gs-values values)
+             (reply-token-caller token)
+             :alias (muproc::muproc-tag-id (reply-token-alias token)))))
+    (zerop rc)))
+
+(defun server-function (package name)
+  (let ((symbol (find-symbol name package)))
+    (and symbol (fboundp symbol) (symbol-function symbol))))
+
+(defun log-handler-error (handler condition)
+  (muproc-log-errorstream "Handler ~s failed: ~a" handler condition))
+
+(defun run-handler (handler function reply)
+  "Apply FUNCTION to the server state etc.; reply to a call unless the
+handler deferred; an error goes to the caller (or the log for a cast)."
+  (let ((*current-reply* reply))
+    (handler-case
+        (let ((values (multiple-value-list (funcall function))))
+          (when *current-reply*
+            (send-reply *current-reply* :normal values)))
+      (error (c)
+        (log-handler-error handler c)
+        (when *current-reply*
+          (send-reply *current-reply* :error (list c)))))))
+
+(defun serve (package state)
+  (loop
+    (let ((*exit-after-handler* nil))
+      (mumsg-receive (from)
+        ((gs-call gs-args gs-alias) t
+         (let ((reply (make-reply-token from gs-alias)))
+           (if (eq gs-call '%stop)
+               (progn (send-reply reply :normal (list t))
+                      (muproc-exit (first gs-args)))
+               (run-handler gs-call
+                            (lambda () (apply (symbol-function gs-call) state from gs-args))
+                            reply))))
+        ((gs-cast gs-args) t
+         (run-handler gs-cast (lambda () (apply (symbol-function gs-cast) state gs-args))
+                      nil))
+        ((terminated reason monitor) t
+         (handle-unexpected package state *muproc-packet*))
+        ((terminated reason) t
+         ;; Only a server that traps exits gets here.
+         (let ((linked-exit (server-function package "LINKED-EXIT")))
+           (if linked-exit
+               (funcall linked-exit state terminated reason)
+               (muproc-exit (list :linked-to-exit (and terminated (muproc-name terminated))
+                                  :for-reason reason)))))
+        (() t
+         (handle-unexpected package state *muproc-packet*)))
+      (when *exit-after-handler*
+        (muproc-exit (first *exit-after-handler*))))))
+
+(defun handle-unexpected (package state mumsg)
+  (let ((handler (server-function package "UNHANDLED-MESSAGE")))
+    (if handler
+        (funcall handler state mumsg)
+        (muproc-log-errorstream "Dropped unexpected message ~a" mumsg))))
+
+(defun generic-start (package initargs port-name)
+  (unless (muproc-current-process)
+    (error 'muproc-not-in-muproc :operation "MUPROC-GENERIC-START"))
+  (let* ((package (or (find-package package)
+                      (error "No package ~s for MUPROC-GENERIC-START." package)))
+         (initialize (or (server-function package "INITIALIZE")
+                         (error "Package ~a defines no INITIALIZE function." package)))
+         (*muproc-generic-server-package* package)
+         (*muproc-generic-server-port-name* port-name)
+         (state (apply initialize initargs)))
+    (when port-name
+      (muproc-register-port-name port-name))
+    (unwind-protect (serve package state)
+      (let ((terminate (server-function package "TERMINATE")))
+        (when terminate
+          (funcall terminate state))))))
+
+(defmacro muproc-generic-start (&key initargs (package nil package-p) port-name)
+  "Run the current muproc as a generic server of the server type PACKAGE
+(default: the package this form is read in): call its INITIALIZE with
+INITARGS (a list) to get the state, register PORT-NAME if given, then
+serve calls and casts in the order they arrive until the server exits.
+TERMINATE (state) is called on every way out: MUPROC-GENERIC-STOP,
+MUPROC-EXIT-AFTER-HANDLER, MUPROC-EXIT, an exit signal, an error.  A
+handler error is reported to its caller and the server keeps serving with
+its state.  When trapping exits, a linked muproc's exit calls LINKED-EXIT
+(state terminated reason) if defined, else ends the server.  Other
+messages go to UNHANDLED-MESSAGE (state mumsg) if defined, else are logged
+and dropped.  Does not return normally."
+  `(generic-start ,(if package-p package (package-name *package*)) ,initargs ,port-name))
