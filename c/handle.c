@@ -81,10 +81,13 @@ int handle_new(uint64_t *out) {
   return 0;
 }
 
-void handle_retain(uint64_t hv) {
-  struct handle *h = handle_at(MUPROC_HANDLE_INDEX(hv));
-  if (h)
-    atomic_fetch_add(&h->refs, 1);
+bool handle_retain(uint64_t hv) {
+  /* Only a live handle can gain a reference: its holder keeps it live
+   * while we add ours, so the check can't race with its reuse. */
+  if (!muproc_handle_live(hv))
+    return false;
+  atomic_fetch_add(&handle_at(MUPROC_HANDLE_INDEX(hv))->refs, 1);
+  return true;
 }
 
 int muproc_handle_new(uint64_t *h) {

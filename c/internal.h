@@ -44,6 +44,7 @@ struct muproc_msg_s {
   char *bytes;        /* likewise */
   size_t nbytes, cap_bytes;
   bool heap_pairs, heap_bytes; /* grown out of the inline storage */
+  bool queued;                 /* in a receiver's list (take checks it) */
   /* Inline storage follows: cap_pairs pairs, then cap_bytes bytes, so
    * a message whose size is known up front is a single allocation. */
   struct pair storage[];
@@ -207,7 +208,8 @@ void atom_table_free(void);
 int handle_table_init(void);
 void handle_table_free(void);
 int handle_new(uint64_t *out);
-void handle_retain(uint64_t h);
+/* Add a reference to a live handle; false if it is not live. */
+bool handle_retain(uint64_t h);
 /* Drop a reference; true if it was the last. */
 bool handle_release(uint64_t h);
 

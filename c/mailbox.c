@@ -68,6 +68,7 @@ static bool drain(_Atomic(muproc_msg_t *) *stack, struct msg_list *list) {
     m = next;
   }
   for (m = first; m; m = m->next) {
+    m->queued = true;
     m->prev = list->tail;
     if (list->tail)
       list->tail->next = m;
@@ -88,6 +89,7 @@ static void unlink_msg(struct msg_list *list, muproc_msg_t *m) {
   else
     list->tail = m->prev;
   m->next = m->prev = NULL;
+  m->queued = false;
 }
 
 int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
@@ -103,12 +105,15 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
     atomic_fetch_add(&mb->nsignals, 1);
   } else if (mb->capacity && !forced) {
     /* Reserve a place first: a full mailbox refuses the newcomer and
-     * keeps everything already queued. */
-    if (atomic_fetch_add(&mb->count, 1) >= mb->capacity) {
-      atomic_fetch_sub(&mb->count, 1);
-      proc_send_end(p);
-      return MUPROC_EFULL;
-    }
+     * keeps everything already queued.  A compare-and-swap, so the count
+     * never shows more than the capacity, even for an instant. */
+    int64_t count = atomic_load(&mb->count);
+    do {
+      if (count >= (int64_t)mb->capacity) {
+        proc_send_end(p);
+        return MUPROC_EFULL;
+      }
+    } while (!atomic_compare_exchange_weak(&mb->count, &count, count + 1));
   } else {
     atomic_fetch_add_explicit(&mb->count, 1, memory_order_relaxed);
   }
@@ -253,7 +258,7 @@ int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
   struct proc *p = receiver(self, &rc);
   if (!p)
     return rc;
-  if (!msg || msg->kind != MUPROC_K_MESSAGE)
+  if (!msg || msg->kind != MUPROC_K_MESSAGE || !msg->queued)
     return MUPROC_EINVAL;
   unlink_msg(&p->mbox.queue, msg);
   atomic_fetch_sub(&p->mbox.count, 1);

@@ -27,6 +27,7 @@ muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
   m->nbytes = 0;
   m->cap_bytes = nbytes;
   m->heap_pairs = m->heap_bytes = false;
+  m->queued = false;
   atomic_fetch_add_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
   return m;
 }
@@ -269,8 +270,9 @@ int msg_put_term(muproc_msg_t *m, muproc_atom_t key, int type,
   case MUPROC_T_PID: return muproc_msg_put_pid(m, key, value);
   case MUPROC_T_REF: return muproc_msg_put_ref(m, key, value);
   case MUPROC_T_HANDLE: {
+    if (!handle_retain(value))
+      return MUPROC_EINVAL;
     PUT(m, key, MUPROC_T_HANDLE);
-    handle_retain(value);
     p->v.u = value;
     return 0;
   }

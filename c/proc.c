@@ -188,7 +188,8 @@ static bool reason_type_ok(int type) {
 }
 
 int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
-  if (!reason_type_ok(type))
+  if (!reason_type_ok(type) ||
+      (type == MUPROC_T_HANDLE && !muproc_handle_live(value)))
     return MUPROC_EINVAL;
   struct proc *p = proc_lookup(pid);
   if (!p)
@@ -209,8 +210,10 @@ int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
    * that "exited" really means "no message will land anymore". */
   while (atomic_load(&p->inflight) != 0)
     sched_yield();
-  if (type == MUPROC_T_HANDLE)
-    handle_retain(value);
+  if (type == MUPROC_T_HANDLE && !handle_retain(value)) {
+    type = MUPROC_T_ATOM; /* checked up front; lost only to a racing free */
+    value = atom_noproc;
+  }
   p->reason_type = type;
   p->reason_value = value;
   /* Names are free again before anyone hears of the exit. */

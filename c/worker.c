@@ -192,9 +192,11 @@ int64_t muproc_worker_trim(uint32_t keep) {
  * valgrind and the sanitizers. */
 static void run_c_muproc(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
-  muproc_proc_start(pid);
-  p->c_fn(p->c_arg);
-  muproc_proc_exit(pid, MUPROC_T_ATOM, atom_normal);
+  /* A process exited while it waited for a worker never runs. */
+  if (muproc_proc_start(pid) == 0) {
+    p->c_fn(p->c_arg);
+    muproc_proc_exit(pid, MUPROC_T_ATOM, atom_normal);
+  }
   muproc_proc_release(pid);
   pthread_mutex_lock(&w.lock);
   w.c_running--;
