@@ -29,7 +29,8 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "registry")
                (:file "muprocn")
                (:file "runtime")
-               (:file "generic-server"))
+               (:file "generic-server")
+               (:file "supervisor"))
   :in-order-to ((test-op (test-op "muproc/tests"))))
 
 (defsystem "muproc/tests"

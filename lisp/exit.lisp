@@ -24,7 +24,11 @@ plist.  Called without interrupts, so the message can't leak."
 run a timer's function, run an interrupt."
   (cond
     ((= kind muproc.ffi:+k-kill+)
-     (throw '%muproc-exit (getf plist :reason)))
+     (let ((name (%muproc-name *current-muproc*))
+           (reason (getf plist :reason)))
+       ;; The seed's transcript line for a muproc killed from outside.
+       (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>." name name reason)
+       (throw '%muproc-exit reason)))
     ((= kind muproc.ffi:+k-exit+)
      ;; Trapping muprocs never get here: libmuproc turns their exit
      ;; signals into (:terminated ...) messages.
