@@ -40,6 +40,7 @@ registered ports, links and supervision, on libmuproc (C)."
   :serial t
   :components ((:file "package")
                (:file "fixtures")
+               (:file "test-library")
                (:file "test-mumsg")
                (:file "test-receive")
                (:file "test-process")

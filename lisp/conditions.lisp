@@ -129,7 +129,8 @@ not receive (nor have other side effects).")
                      (muproc-condition-muproc c))))
   (:documentation "Signalled (with SIGNAL: not an error, unhandled it does
 nothing) when MUMSG-SEND targets a muproc that has terminated.  The send then
-returns NIL.  Handle it to learn about such sends."))
+returns NIL.  Handle it to learn about such sends.  MUPROC-CONDITION-MUPROC
+is the terminated muproc (or the port name it held)."))
 
 (define-condition muproc-error-in-process (muproc-error)
   ((muproc :initarg :muproc :reader muproc-condition-muproc)

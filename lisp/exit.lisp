@@ -24,7 +24,7 @@ plist.  Called without interrupts, so the message can't leak."
 run a timer's function, run an interrupt."
   (cond
     ((= kind muproc.ffi:+k-kill+)
-     (let ((name (%muproc-name *current-muproc*))
+     (let ((name (or (%muproc-name *current-muproc*) "-"))
            (reason (getf plist :reason)))
        ;; The seed's transcript line for a muproc killed from outside.
        (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>." name name reason)

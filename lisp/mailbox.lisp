@@ -29,9 +29,12 @@ terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
     (t (error 'type-error :datum destination
                           :expected-type '(or muproc keyword)))))
 
-(defun send-to-terminated (destination)
+(defun send-to-terminated (destination &optional pid)
+  "Signal that DESTINATION (whose pid was PID) has terminated; return NIL."
   (signal 'muproc-send-to-terminated-muproc-condition
-          :muproc (if (muproc-p destination) destination (pid-muproc 0)))
+          :muproc (cond ((muproc-p destination) destination)
+                        (pid (pid-muproc pid))
+                        (t destination)))
   nil)
 
 (defun deliver-plist (pid plist destination &key alias)
@@ -67,7 +70,7 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
     (let* ((pid (destination-pid destination))
            (rc (if pid (deliver-plist pid plist destination) muproc.ffi:+esrch+)))
       (cond ((zerop rc) (return t))
-            ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination)))
+            ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination pid)))
             ((= rc muproc.ffi:+efull+)
              (restart-case
                  (error 'muproc-inport-full

@@ -124,7 +124,7 @@ current muproc, exits first."
       (return-from muproc-send-after (send-to-terminated destination)))
     (let ((kind (muproc.ffi:%proc-kind pid)))
       (when (minusp kind)
-        (return-from muproc-send-after (send-to-terminated destination)))
+        (return-from muproc-send-after (send-to-terminated destination pid)))
       (arm-timer (%make-timer nil *current-muproc*)
                  (+ (muproc.ffi:%now-ns) (seconds->ns delay)) 0
                  (encode-plist plist (= kind muproc.ffi:+kind-lisp+) destination)
