@@ -485,6 +485,10 @@ MUPROC_API int muproc_proc_trap_exits(muproc_pid_t pid);
  * (MUPROC_ETIMEDOUT) or until muproc_shutdown (MUPROC_ESHUTDOWN). */
 MUPROC_API int64_t muproc_poke_wait(int64_t deadline, muproc_pid_t *buf,
                                     size_t cap);
+/* Make every muproc_poke_wait, now and later, return MUPROC_ESHUTDOWN
+ * (for a Lisp image about to exit: its poke thread must not stay blocked
+ * in C). */
+MUPROC_API void muproc_poke_stop(void);
 
 /* ------------------------------------------------------------------ */
 /* Reply aliases                                                       */

@@ -71,6 +71,8 @@ int64_t muproc_poke_wait(int64_t deadline, muproc_pid_t *buf, size_t cap) {
   }
 }
 
+void muproc_poke_stop(void) { poke_shutdown(); }
+
 void poke_shutdown(void) {
   pthread_mutex_lock(&pk.lock);
   pk.shutdown = true;

@@ -27,7 +27,8 @@ run a timer's function, run an interrupt."
      (let ((name (or (%muproc-name *current-muproc*) "-"))
            (reason (getf plist :reason)))
        ;; The seed's transcript line for a muproc killed from outside.
-       (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>." name name reason)
+       (unless (getf plist :quiet)
+         (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>." name name reason))
        (throw '%muproc-exit reason)))
     ((= kind muproc.ffi:+k-exit+)
      ;; Trapping muprocs never get here: libmuproc turns their exit

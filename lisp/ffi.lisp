@@ -185,6 +185,7 @@ MUPROC-RUNTIME-ERROR naming OPERATION if it is negative, else return it."
 (defcall %send-exit "muproc_send_exit" :int (to :uint64) (type :int) (value :uint64))
 (defcall %set-trap-exits "muproc_proc_set_trap_exits" :int (pid :uint64) (on :int))
 (defcall %trap-exits "muproc_proc_trap_exits" :int (pid :uint64))
+(defcall %poke-stop "muproc_poke_stop" :void)
 (defcall %alias-add "muproc_alias_add" :int (self :uint64) (out :pointer))
 (defcall %alias-remove "muproc_alias_remove" :int (self :uint64) (alias :uint64))
 (defcall %send-alias "muproc_send_alias" :int (to :uint64) (alias :uint64) (msg :pointer))

@@ -32,6 +32,26 @@
 
 (ensure-poke-dispatcher)
 
+;;; SBCL ends its other threads when the image exits, but it can't end a
+;;; thread blocked in C with interrupts deferred, and waits *EXIT-TIMEOUT*
+;;; (60 s) for it.  So before that, end what blocks in C: muprocs, parked
+;;; workers, the poke dispatcher.
+
+(defun release-threads-blocked-in-c ()
+  (setf *muproc-worker-idle-seconds* 0)
+  (let ((live (loop for muproc being the hash-values of *live-muprocs* collect muproc)))
+    (dolist (muproc live)
+      (unless (%muproc-exited muproc)
+        (send-signal muproc muproc.ffi:+k-kill+ (list :reason :shutdown :quiet t))))
+    (dolist (muproc live)
+      (muproc-wait-for-exit muproc :timeout 2)))
+  (muproc.ffi:%worker-trim 0)
+  (muproc.ffi:%poke-stop)
+  (when *poke-dispatcher*
+    (sb-thread:join-thread *poke-dispatcher* :default nil :timeout 2)))
+
+(pushnew 'release-threads-blocked-in-c sb-ext:*exit-hooks*)
+
 (defun muproc-thread-cap ()
   "How many threads may run muprocs at once (parked workers included).
 The default keeps SBCL below vm.max_map_count (it dies outright past it).

@@ -289,6 +289,8 @@ struct lisp_worker {
   muproc_pid_t first, ran[2], handed;
   int nran, park1_rc, park2_rc;
   int64_t park2_deadline, park2_end;
+  atomic_int nowait_done; /* past the MUPROC_NOWAIT park (which counts as
+                             parked for an instant) */
 };
 
 /* What the Lisp side does with a process it is given. */
@@ -382,6 +384,7 @@ static void *parks_forever(void *arg) {
   t0 = muproc_now_ns();
   CHECK_RC(muproc_worker_park(MUPROC_NOWAIT, &next), MUPROC_ETIMEDOUT);
   CHECK(muproc_now_ns() - t0 < (int64_t)(2e9 * tap_timeout_scale()));
+  atomic_store(&w->nowait_done, 1);
   w->park1_rc = muproc_worker_park(MUPROC_FOREVER, &next);
   w->handed = next;
   muproc_worker_exit(); /* a retiring worker gives back its slot */
@@ -398,8 +401,11 @@ static void lisp_worker_shutdown_while_parked(void) {
   memset(&w, 0, sizeof w);
   CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &w.first));
   CHECK_RC(muproc_worker_offer(w.first), MUPROC_WORKER_NEEDED);
+  atomic_init(&w.nowait_done, 0);
   t = THREAD(parks_forever, &w);
-  WAIT_UNTIL(muproc_stat(MUPROC_STAT_PARKED) == 1, 10);
+  WAIT_UNTIL(atomic_load(&w.nowait_done) &&
+                 muproc_stat(MUPROC_STAT_PARKED) == 1,
+             10);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_PROCS), 0);
 
   /* Shutdown tells the parked worker to retire; it may answer EBUSY until
