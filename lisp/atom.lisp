@@ -15,12 +15,12 @@
           (t string))))
 
 (defun intern-atom (string)
-  "The atom id for STRING, interning it in libmuproc."
+  "The atom id for STRING, interning it in libmuproc, or NIL if STRING
+can't be an atom (empty, or longer than 255 bytes)."
   (let ((octets (sb-ext:string-to-octets string :external-format :utf-8)))
-    (when (or (zerop (length octets)) (> (length octets) 255))
-      (error 'muproc-invalid-port-name :name string))
-    (cffi:with-pointer-to-vector-data (ptr octets)
-      (muproc.ffi:check (muproc.ffi:%atom ptr (length octets)) "muproc_atom"))))
+    (unless (or (zerop (length octets)) (> (length octets) 255))
+      (cffi:with-pointer-to-vector-data (ptr octets)
+        (muproc.ffi:check (muproc.ffi:%atom ptr (length octets)) "muproc_atom")))))
 
 ;;; Keyword -> atom is on the send path of every message, so the id is
 ;;; cached on the keyword itself: a lock-free plist read.  The runtime's
@@ -29,7 +29,7 @@
 
 (declaim (inline keyword-atom))
 (defun keyword-atom (keyword)
-  "The atom id for KEYWORD."
+  "The atom id for KEYWORD, or NIL if its name can't be an atom."
   (let ((cached (get keyword '%atom)))
     (if (and cached (= (car cached) (muproc.ffi:%creation)))
         (cdr cached)
@@ -37,9 +37,10 @@
 
 (defun %cache-keyword-atom (keyword)
   (let ((id (intern-atom (invert-case (symbol-name keyword)))))
-    (sb-thread:with-mutex (*atom-lock*)
-      (setf (get keyword '%atom) (cons (muproc.ffi:%creation) id)))
-    (remember-atom-keyword id keyword)
+    (when id
+      (sb-thread:with-mutex (*atom-lock*)
+        (setf (get keyword '%atom) (cons (muproc.ffi:%creation) id)))
+      (remember-atom-keyword id keyword))
     id))
 
 ;;; Atom -> keyword: a vector indexed by atom id, grown under the lock;

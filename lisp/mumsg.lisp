@@ -36,7 +36,11 @@ pairs."
   (loop for key in plist by #'cddr
         unless (keywordp key)
           do (error 'mumsg-malformed :plist plist
-                                     :problem (format nil "the key ~s is not a keyword" key))))
+                                     :problem (format nil "the key ~s is not a keyword" key))
+        unless (<= 1 (length (symbol-name key)) 255)
+          do (error 'mumsg-malformed :plist plist
+                                     :problem (format nil "the key ~s is not 1 to 255 characters long"
+                                                      key))))
 
 (defun mumsg (&rest plist)
   "A mumsg holding PLIST, e.g. (mumsg :quantity 3 :price 42).  Keys must be
@@ -90,7 +94,8 @@ handles that no longer have a reference."
     (null (muproc.ffi:%msg-put-nil msg key-atom))
     ((signed-byte 64) (muproc.ffi:%msg-put-int msg key-atom value))
     (float (muproc.ffi:%msg-put-double msg key-atom (coerce value 'double-float)))
-    (keyword (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
+    ((and keyword (satisfies keyword-atom))
+     (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
     ((eql t) (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom :true)))
     (string (put-bytes msg key-atom
                        (sb-ext:string-to-octets value :external-format :utf-8) nil))
@@ -105,7 +110,8 @@ handles that no longer have a reference."
   (typecase value
     (null (muproc.ffi:%msg-put-nil msg key-atom))
     (fixnum (muproc.ffi:%msg-put-int msg key-atom value))
-    (keyword (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
+    ((and keyword (satisfies keyword-atom))
+     (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
     (t (put-handle msg key-atom value))))
 
 (defun encode-plist (plist lisp-receiver-p destination)

@@ -19,7 +19,7 @@ muproc has ended; see the MUPROC macro."
            (when failure (error failure))
            (values-list values))
           (t
-           (muproc-kill muproc :timeout)
+           (send-signal muproc muproc.ffi:+k-kill+ (list :reason :timeout :quiet t))
            (muproc-wait-for-exit muproc)
            timeout-action))))
 
@@ -28,10 +28,10 @@ muproc has ended; see the MUPROC macro."
 PROGN, for talking to muprocs from the REPL, e.g.
   (muproc () (mumsg-send :area-server :cmd :areas)
              (mumsg-receive (from) ((answer) t answer)))
-An error in BODY is signalled again in the caller.  If BODY takes longer
-than TIMEOUT seconds (default 10; NIL: no limit), the muproc is killed with
-reason :TIMEOUT and TIMEOUT-ACTION (evaluated; default :TIMEOUT) is
-returned."
+The values are returned once that muproc has ended.  An error in BODY is
+signalled again in the caller.  If BODY takes longer than TIMEOUT seconds
+(default 10; NIL: no limit), the muproc is killed with reason :TIMEOUT and
+TIMEOUT-ACTION (evaluated; default :TIMEOUT) is returned."
   `(run-in-fresh-muproc (lambda () ,@body) ,timeout ,timeout-action))
 
 (defmacro muprocn ((&optional (timeout 10) (timeout-action :timeout)) &body body)

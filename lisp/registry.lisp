@@ -7,9 +7,8 @@
 (in-package #:muproc)
 
 (defun port-atom (name)
-  (unless (keywordp name)
-    (error 'muproc-invalid-port-name :name name))
-  (keyword-atom name))
+  (or (and (keywordp name) (keyword-atom name))
+      (error 'muproc-invalid-port-name :name name)))
 
 (defun muproc-register-port-name (name &optional (muproc (muproc-current-process)))
   "Register the keyword NAME as a port name of MUPROC (default: the current

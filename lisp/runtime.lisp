@@ -63,17 +63,18 @@ SETF-able."
   (muproc.ffi:%set-thread-cap cap)
   cap)
 
-(defun muproc-trim-workers (&key (keep 0))
-  "End parked worker threads beyond the KEEP most recently parked.  With
-KEEP 0, waits until those threads have ended.  Returns how many were told
+(defun muproc-trim-workers (&key (keep 0) (timeout 5))
+  "End parked worker threads beyond the KEEP most recently parked, and wait
+(at most TIMEOUT seconds) until they have left.  Returns how many were told
 to end."
-  (let ((parked (when (zerop keep)
-                  (loop for thread being the hash-keys of *worker-threads*
-                          using (hash-value state)
-                        when (eq state :parked) collect thread)))
-        (n (muproc.ffi:%worker-trim keep)))
-    (dolist (thread parked)
-      (sb-thread:join-thread thread :default nil))
+  (let* ((before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
+         (n (muproc.ffi:%worker-trim keep))
+         (deadline (+ (get-internal-real-time)
+                      (* timeout internal-time-units-per-second))))
+    (sb-thread:with-mutex (*exit-lock*)
+      (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
+                       (< (get-internal-real-time) deadline))
+            do (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout 0.1)))
     n))
 
 (defun muproc-runtime-stats ()

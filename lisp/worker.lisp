@@ -20,6 +20,9 @@ that fails logs a backtrace on its errorstream and exits with reason
 (defvar *worker-threads* (make-hash-table :synchronized t)
   "Worker thread -> :RUNNING or :PARKED.")
 
+(defvar *worker-thread-name* "muproc worker"
+  "The name of every worker thread (they are pool threads, not muprocs).")
+
 (defun log-unhandled (condition)
   (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition) condition
                           (with-output-to-string (s)
@@ -75,7 +78,9 @@ that fails logs a backtrace on its errorstream and exits with reason
            (setf muproc (park-worker))
            (unless muproc (return))))
     (remhash sb-thread:*current-thread* *worker-threads*)
-    (muproc.ffi:%worker-exit)))
+    (muproc.ffi:%worker-exit)
+    (sb-thread:with-mutex (*exit-lock*)
+      (sb-thread:condition-broadcast *exit-queue*))))
 
 (defun abandon-spawn (muproc)
   "Undo a spawn whose muproc never ran."
@@ -98,7 +103,7 @@ that fails logs a backtrace on its errorstream and exits with reason
            (let ((ok nil))
              (unwind-protect
                   (let ((thread (sb-thread:make-thread #'worker-main
-                                                       :name "muproc worker"
+                                                       :name *worker-thread-name*
                                                        :arguments (list muproc))))
                     (setf (gethash thread *worker-threads*) :running
                           ok t))

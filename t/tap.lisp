@@ -9,7 +9,10 @@
   "Run SUITE and print one TAP line per test (details of failures as
 comments).  Returns T when everything passed."
   (setf *baseline-threads* (sb-thread:list-all-threads))
-  (let* ((results (let ((*test-dribble* (make-broadcast-stream)))
+  (let* ((results (let ((*test-dribble* (make-broadcast-stream))
+                        ;; Muprocs log to *TRACE-OUTPUT* by default: keep
+                        ;; their lines out of the TAP stream.
+                        (*trace-output* *error-output*))
                     (run suite)))
          (by-test (make-hash-table :test 'eq))
          (order '()))

@@ -57,15 +57,15 @@ prints.  The ping-pong lines are the seed's transcript of (ping-pong 3).")
     (example-text-lines (with-output-to-string (*standard-output*)
                     (funcall main)))))
 
-(deftest/settled examples.ping-pong ()
+(deftest examples.ping-pong ()
   "examples/ping-pong.lisp prints the seed's seven lines for (ping-pong 3)."
   (is (equal (example-transcript "ping-pong") (example-output-lines "ping-pong"))))
 
-(deftest/settled examples.area-server ()
+(deftest examples.area-server ()
   "examples/area-server.lisp: the client's answers are 100, 400 and 400."
   (is (equal (example-transcript "area-server") (example-output-lines "area-server"))))
 
-(deftest/settled examples.named-server ()
+(deftest examples.named-server ()
   "examples/named-server.lisp: the same answers through the port name
 :AREA-SERVER, registered either way, and the name is free afterwards."
   (is (equal (example-transcript "named-server") (example-output-lines "named-server")))
@@ -97,7 +97,7 @@ this returns early (the watchdog)."
           (uiop:wait-process child))
         (uiop:close-streams child)))))
 
-(deftest/settled examples.run-demo (:timeout 120)
+(deftest examples.run-demo (:timeout 120)
   "The demo program exits with status 0 and prints nothing but, for each
 example, a heading line and the example's transcript."
   (multiple-value-bind (output errors status) (run-demo-program)

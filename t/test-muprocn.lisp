@@ -1,0 +1,137 @@
+;;;; test-muprocn.lisp - the MUPROC form (muproc's PROGN), MUPROCN, and
+;;;; message tags.
+
+(in-package #:muproc-tests)
+
+(def-suite :muproc/muprocn :in :muproc :description "The MUPROC form and message tags.")
+(in-suite :muproc/muprocn)
+
+(defvar *muprocn-zero* 0
+  "A zero the compiler can't fold into a compile-time division.")
+
+(define-condition muprocn-test-error (error)
+  ((payload :initarg :payload :reader muprocn-test-payload)))
+
+(deftest muprocn.returns-all-values ()
+  "(muproc () ...) evaluates its body in a fresh anonymous muproc (another
+thread) and returns all the body's values, once that muproc has ended
+normally; an empty body returns NIL."
+  (is (equal '(1 2 3) (multiple-value-list (muproc () (values 1 2 3)))))
+  (is (equal '() (multiple-value-list (muproc () (values)))))
+  (is (equal '(nil) (multiple-value-list (muproc ()))))
+  (is (equal '(:last) (multiple-value-list (muproc () :first :last))))
+  (let ((m (muproc () (muproc-current-process))))
+    (is (muproc-p m))
+    (is (not (muproc-alive-p m)) "the form returned before its muproc ended")
+    (is (eq :normal (muproc-exit-reason m))))
+  (let ((test-thread sb-thread:*current-thread*))
+    (destructuring-bind (in-p current name other-thread)
+        (muproc ()
+          (list (in-muproc-p) (muproc-current-process) (muproc-name)
+                (not (eq test-thread sb-thread:*current-thread*))))
+      (is-true in-p)
+      (is (muproc-p current))
+      (is (null name))
+      (is-true other-thread))))
+
+(deftest muprocn.errors-resignalled-in-caller ()
+  "An error in the body is signalled again in the caller as the original
+condition (its type and its slots), once the muproc has ended."
+  (let* ((inner nil)
+         (c (handler-case (muproc ()
+                            (setf inner (muproc-current-process))
+                            (error 'muprocn-test-error :payload '(1 2)))
+              (error (e) e))))
+    (is (typep c 'muprocn-test-error))
+    (is (not (muproc-alive-p inner)) "the form returned before its muproc ended")
+    (is (equal '(1 2) (and (typep c 'muprocn-test-error) (muprocn-test-payload c)))))
+  (signals division-by-zero (muproc () (/ 1 *muprocn-zero*)))
+  (let ((c (handler-case (muproc () (error "plain ~a" "error")) (error (e) e))))
+    (is (typep c 'simple-error))
+    (is (string= "plain error" (princ-to-string c))))
+  (is (eql 3 (muproc () 3)) "the form works again after errors"))
+
+(deftest muprocn.timeout ()
+  "A body running longer than the MUPROC form's timeout is killed (its
+muproc exits with :TIMEOUT) and the timeout-action's value is returned,
+:TIMEOUT by default; a body within its timeout is unaffected."
+  (let ((inner nil)
+        ;; Killed muprocs log a line: keep it off the test output.
+        (*muproc-errorstream* (make-broadcast-stream)))
+    (let* ((start (now))
+           (result (muproc (0.2 (list :too-slow (+ 1 2)))
+                     (setf inner (muproc-current-process))
+                     (mumsg-receive (from) ((never) t))))
+           (elapsed (seconds-since start)))
+      (is (equal '(:too-slow 3) result))
+      (is (< 0.19 elapsed 5) "returned after ~,3f s" elapsed))
+    (is (muproc-p inner))
+    (is (not (muproc-alive-p inner)) "the form returned before its muproc ended")
+    (is (eq :timeout (muproc-wait-for-exit inner :timeout 5)))
+    (is (eq :timeout (muproc (0.1) (sleep 10)))))
+  (is (eq :in-time (muproc (5 :late) :in-time))))
+
+(deftest muprocn.muprocn-alias ()
+  "MUPROCN is another name for the MUPROC form: same values, errors and
+timeout."
+  (is (equal '(1 2) (multiple-value-list (muprocn () (values 1 2)))))
+  (signals muprocn-test-error (muprocn () (error 'muprocn-test-error)))
+  (is (eq :gave-up (let ((*muproc-errorstream* (make-broadcast-stream)))
+                     (muprocn (0.1 :gave-up) (sleep 10))))))
+
+(deftest muprocn.message-tags ()
+  "MUPROC-WITH-MESSAGE-TAG binds a fresh tag each time; MUPROC-MSGTAG= is
+true only for the same tag (false for other tags and non-tags); 1000 tags,
+made in several muprocs, are all distinct."
+  (muproc-with-message-tag (a)
+    (muproc-with-message-tag (b)
+      (is (muproc-tag-p a))
+      (is (muproc-tag-p b))
+      (is (muproc-msgtag= a a))
+      (is (not (muproc-msgtag= a b)))
+      (is (not (muproc-msgtag= b a)))
+      (is (not (muproc-msgtag= a nil)))
+      (is (not (muproc-msgtag= a 1)))
+      (is (not (muproc-msgtag= :x :x)))))
+  (is (not (muproc-tag-p :tag)))
+  (is (muproc-tag-p (muproc-make-tag)))
+  (let ((tags (append (loop repeat 250 collect (muproc-make-tag))
+                      (muproc () (loop repeat 250 collect (muproc-make-tag)))
+                      (muproc () (loop repeat 250 collect (muproc-with-message-tag (x) x))))))
+    (setf tags (append tags (loop repeat 250 collect (muproc-make-tag))))
+    (is (= 1000 (length tags)))
+    (is (= 1000 (length (remove-duplicates tags :test #'muproc-msgtag=))))))
+
+(defun tag-echo-server ()
+  "Answer (:request r :tag tag) with (:reply r :tag tag) until (:stop)."
+  (loop
+    (mumsg-receive (from)
+      ((request tag) t (mumsg-send from :reply request :tag tag))
+      ((stop) t (return)))))
+
+(deftest muprocn.tags-round-trip ()
+  "A tag sent in a message comes back MUPROC-MSGTAG= to itself (and not to
+another tag), and a guard on it picks the reply to this request out of
+replies to others, whatever their order."
+  (let ((server (muproc-spawn nil #'tag-echo-server nil)))
+    (destructuring-bind (first second same other)
+        (muproc ()
+          (muproc-with-message-tag (decoy)
+            (muproc-with-message-tag (wanted)
+              (mumsg-send server :request :decoy :tag decoy)
+              (mumsg-send server :request :wanted :tag wanted)
+              (destructuring-bind (reply returned)
+                  (mumsg-receive (from)
+                    ((reply tag) (and (eq from server) (muproc-msgtag= tag wanted))
+                     (list reply tag)))
+                (list reply
+                      (mumsg-receive (from)
+                        ((reply tag) (muproc-msgtag= tag decoy) reply))
+                      (muproc-msgtag= returned wanted)
+                      (muproc-msgtag= returned decoy))))))
+      (is (eq :wanted first) "the guard took ~s" first)
+      (is (eq :decoy second))
+      (is-true same)
+      (is (not other)))
+    (mumsg-send server :stop t)
+    (is (eq :normal (muproc-wait-for-exit server :timeout 10)))))
