@@ -251,14 +251,21 @@ int muproc_proc_release(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
   if (!p)
     return MUPROC_ESRCH;
+  /* The exit marks the process EXITED under this lock and finishes its
+   * writes (reason, names) before unlocking: wait for them, so the slot
+   * is never freed under an exit still in progress. */
+  pthread_mutex_lock(&p->lock);
   uint64_t stamp = atomic_load(&p->stamp);
-  if (STAMP_STATE(stamp) != MUPROC_S_EXITED)
-    return MUPROC_ESTATE;
   uint32_t serial = STAMP_SERIAL(stamp);
   uint64_t expected = stamp;
-  if (!atomic_compare_exchange_strong(&p->stamp, &expected,
-                                      STAMP(serial + 1, MUPROC_S_NOPROC)))
+  if (serial != MUPROC_PID_SERIAL(pid) ||
+      STAMP_STATE(stamp) != MUPROC_S_EXITED ||
+      !atomic_compare_exchange_strong(&p->stamp, &expected,
+                                      STAMP(serial + 1, MUPROC_S_NOPROC))) {
+    pthread_mutex_unlock(&p->lock);
     return MUPROC_ESTATE;
+  }
+  pthread_mutex_unlock(&p->lock);
   mailbox_discard(&p->mbox);
   if (p->reason_type == MUPROC_T_HANDLE)
     handle_release(p->reason_value);

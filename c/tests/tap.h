@@ -214,7 +214,8 @@ static TAP_UNUSED pthread_t tap_thread_at(const char *file, int line,
 #define JOIN(t) CHECK_EQ_INT(pthread_join((t), NULL), 0)
 
 /* End of every case: nothing may be left behind.  Before shutdown: no
- * process, Lisp-object handle, message or registered name, the calling
+ * process, Lisp-object handle, message, registered name, timer, link or
+ * monitor, the calling
  * thread unbound, and every remaining runtime thread a parked worker (a C
  * worker may still be on its way to park right after muproc_wait_c_idle).
  * Then shutdown must succeed and join those workers: no thread survives. */
@@ -226,14 +227,18 @@ static TAP_UNUSED void tap_muproc_finish(const char *file, int line) {
                   {MUPROC_STAT_HANDLES, "HANDLES"},
                   {MUPROC_STAT_MESSAGES, "MESSAGES"},
                   {MUPROC_STAT_REGISTERED, "REGISTERED"},
+                  {MUPROC_STAT_TIMERS, "TIMERS"},
+                  {MUPROC_STAT_LINKS, "LINKS"},
+                  {MUPROC_STAT_MONITORS, "MONITORS"},
                   {MUPROC_STAT_THREADS, "THREADS"},
                   {MUPROC_STAT_PARKED, "PARKED"}};
+  enum { BEFORE_SHUTDOWN = 7 }; /* all but the thread counters */
   size_t i;
   int64_t dl, v;
   int rc;
   char b[64];
 
-  for (i = 0; i < 4; i++)
+  for (i = 0; i < BEFORE_SHUTDOWN; i++)
     if ((v = muproc_stat(counters[i].what)) != 0)
       tap_fail(file, line, "leak before shutdown: STAT_%s = %lld",
                counters[i].name, (long long)v);

@@ -1,0 +1,847 @@
+/* test-monitor.c - monitors: the DOWN message  terminated: T  reason: R
+ * monitor: REF  (an ordinary message, never an exit signal), noproc for a
+ * dead target, demonitor before and after the DOWN and racing the exit,
+ * monitors dropped with their watcher, DOWN past a full mailbox.
+ *
+ * Processes are C muprocs (muproc_spawn_c) or Lisp-kind processes bound
+ * to plain threads (muproc_proc_create + muproc_proc_start); a process
+ * still in state CREATED stands for one that never got to run (any
+ * thread may exit it).
+ *
+ * MUPROC_TEST_ITERS sets the rounds of the race cases (default 3000, 300
+ * under ThreadSanitizer and valgrind). */
+#include "tap.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define SLOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SLOW_BUILD 1
+#endif
+#endif
+#ifndef SLOW_BUILD
+#define SLOW_BUILD 0
+#endif
+
+static muproc_atom_t a_normal, a_noproc, a_true, a_boom, a_bye, k_from,
+    k_reason, k_link, k_terminated, k_monitor, k_n, k_die, k_ready;
+
+static int env_size(const char *name, int dflt, int slow_dflt) {
+  const char *s = getenv(name);
+  int v = s ? atoi(s) : 0;
+  if (v > 0)
+    return v;
+  return (SLOW_BUILD || tap_under_valgrind()) ? slow_dflt : dflt;
+}
+
+static void init_ok(uint32_t max_procs) {
+  CHECK_OK(muproc_init(max_procs, 0));
+  a_normal = ATOM("normal");
+  a_noproc = ATOM("noproc");
+  a_true = ATOM("true");
+  a_boom = ATOM("boom");
+  a_bye = ATOM("bye");
+  k_from = ATOM("from");
+  k_reason = ATOM("reason");
+  k_link = ATOM("link");
+  k_terminated = ATOM("terminated");
+  k_monitor = ATOM("monitor");
+  k_n = ATOM("n");
+  k_die = ATOM("die");
+  k_ready = ATOM("ready");
+}
+
+static int64_t in_secs(double s) {
+  return muproc_now_ns() + (int64_t)(s * 1e9 * tap_timeout_scale());
+}
+
+/* End of every case: besides what MUPROC_FINISH checks, no link, monitor
+ * or timer is left. */
+#define FINISH()                                                               \
+  do {                                                                         \
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);                           \
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);                        \
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);                          \
+    MUPROC_FINISH();                                                           \
+  } while (0)
+
+/* A Lisp-kind process run by the calling thread. */
+static muproc_pid_t bind_self(uint32_t capacity) {
+  muproc_pid_t p = 0;
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &p));
+  CHECK_OK(muproc_proc_start(p));
+  return p;
+}
+
+/* A Lisp-kind process nobody runs yet (state CREATED). */
+static muproc_pid_t created(void) {
+  muproc_pid_t p = 0;
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p));
+  return p;
+}
+
+static void exit_release(muproc_pid_t p, muproc_atom_t reason) {
+  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, reason));
+  CHECK_OK(muproc_proc_release(p));
+}
+
+static muproc_msg_t *msg_n(int64_t n) {
+  muproc_msg_t *m = muproc_msg_new(1, 0);
+  CHECK(m != NULL);
+  CHECK_OK(muproc_msg_put_int(m, k_n, n));
+  return m;
+}
+
+/* ---- reading notices ------------------------------------------------- */
+
+static uint64_t term_value(const muproc_msg_t *m, uint32_t i, int type) {
+  switch (type) {
+  case MUPROC_T_INT: return (uint64_t)muproc_msg_int(m, i);
+  case MUPROC_T_ATOM: return muproc_msg_atom(m, i);
+  case MUPROC_T_PID: return muproc_msg_pid(m, i);
+  case MUPROC_T_REF: return muproc_msg_ref(m, i);
+  case MUPROC_T_HANDLE: return muproc_msg_handle(m, i);
+  default: return 0;
+  }
+}
+
+static void check_term(const char *file, int line, const muproc_msg_t *m,
+                       muproc_atom_t key, int type, uint64_t value) {
+  int i = muproc_msg_find(m, key);
+  int t;
+  uint64_t v;
+  if (i < 0)
+    tap_fail(file, line, "notice has no key '%s'", muproc_atom_name(key, NULL));
+  t = muproc_msg_type(m, (uint32_t)i);
+  if (t != type)
+    tap_fail(file, line, "notice key '%s': type %d, want %d",
+             muproc_atom_name(key, NULL), t, type);
+  v = term_value(m, (uint32_t)i, type);
+  if (v != value)
+    tap_fail(file, line, "notice key '%s': value %#llx, want %#llx",
+             muproc_atom_name(key, NULL), (unsigned long long)v,
+             (unsigned long long)value);
+}
+
+static void check_no_key(const char *file, int line, const muproc_msg_t *m,
+                         muproc_atom_t key) {
+  if (muproc_msg_find(m, key) >= 0)
+    tap_fail(file, line, "notice has an unexpected key '%s'",
+             muproc_atom_name(key, NULL));
+}
+
+/* An exit signal: kind EXIT, from: FROM  reason: RT/RV, and link: true
+ * exactly when LINK. */
+static void check_exit_signal(const char *file, int line, const muproc_msg_t *m,
+                              muproc_pid_t from, int rt, uint64_t rv,
+                              int link) {
+  if (muproc_msg_kind(m) != MUPROC_K_EXIT)
+    tap_fail(file, line, "kind %d, want MUPROC_K_EXIT", muproc_msg_kind(m));
+  check_term(file, line, m, k_from, MUPROC_T_PID, from);
+  check_term(file, line, m, k_reason, rt, rv);
+  if (link)
+    check_term(file, line, m, k_link, MUPROC_T_ATOM, a_true);
+  else
+    check_no_key(file, line, m, k_link);
+  check_no_key(file, line, m, k_terminated);
+}
+#define CHECK_EXIT_SIGNAL(m, from, rt, rv, link)                               \
+  check_exit_signal(__FILE__, __LINE__, m, from, rt, rv, link)
+
+/* A trapped exit: an ordinary message  terminated: FROM  reason: RT/RV,
+ * without 'link' or 'monitor'. */
+static void check_trapped(const char *file, int line, const muproc_msg_t *m,
+                          muproc_pid_t from, int rt, uint64_t rv) {
+  if (muproc_msg_kind(m) != MUPROC_K_MESSAGE)
+    tap_fail(file, line, "kind %d, want MUPROC_K_MESSAGE", muproc_msg_kind(m));
+  check_term(file, line, m, k_terminated, MUPROC_T_PID, from);
+  check_term(file, line, m, k_reason, rt, rv);
+  check_no_key(file, line, m, k_link);
+  check_no_key(file, line, m, k_monitor);
+  check_no_key(file, line, m, k_from);
+}
+#define CHECK_TRAPPED(m, from, rt, rv)                                         \
+  check_trapped(__FILE__, __LINE__, m, from, rt, rv)
+
+/* The next signal of SELF (the caller's process), owned by the caller. */
+static muproc_msg_t *next_signal(muproc_pid_t self, int64_t deadline) {
+  muproc_msg_t *m = NULL;
+  CHECK_RC(muproc_recv_signal(self, deadline, &m), MUPROC_SIGNALLED);
+  return m;
+}
+
+/* The oldest ordinary message of SELF, taken; no signal may come first. */
+static muproc_msg_t *next_msg(muproc_pid_t self, int64_t deadline) {
+  muproc_msg_t *m = NULL;
+  CHECK_RC(muproc_recv(self, NULL, NULL, deadline, &m), 0);
+  CHECK_OK(muproc_recv_take(self, m));
+  return m;
+}
+
+static int64_t n_of(const muproc_msg_t *m) {
+  int i = muproc_msg_find(m, k_n);
+  CHECK(i >= 0);
+  return muproc_msg_int(m, (uint32_t)i);
+}
+
+static void check_empty(muproc_pid_t p) {
+  CHECK_EQ_INT(muproc_mbox_count(p), 0);
+  CHECK_EQ_INT(muproc_mbox_signal_count(p), 0);
+}
+
+static void spin(unsigned n) {
+  for (volatile unsigned i = 0; i < n; i++)
+    ;
+}
+
+/* A DOWN: an ordinary message  terminated: T  reason: RT/RV  monitor: REF,
+ * without 'from' or 'link'. */
+static void check_down(const char *file, int line, const muproc_msg_t *m,
+                       muproc_pid_t target, int rt, uint64_t rv,
+                       uint64_t ref) {
+  if (muproc_msg_kind(m) != MUPROC_K_MESSAGE)
+    tap_fail(file, line, "kind %d, want MUPROC_K_MESSAGE", muproc_msg_kind(m));
+  check_term(file, line, m, k_terminated, MUPROC_T_PID, target);
+  check_term(file, line, m, k_reason, rt, rv);
+  check_term(file, line, m, k_monitor, MUPROC_T_REF, ref);
+  check_no_key(file, line, m, k_from);
+  check_no_key(file, line, m, k_link);
+}
+#define CHECK_DOWN(m, target, rt, rv, ref)                                     \
+  check_down(__FILE__, __LINE__, m, target, rt, rv, ref)
+
+/* The ref of a DOWN. */
+static uint64_t ref_of(const muproc_msg_t *m) {
+  int i = muproc_msg_find(m, k_monitor);
+  CHECK(i >= 0);
+  CHECK_EQ_INT(muproc_msg_type(m, (uint32_t)i), MUPROC_T_REF);
+  return muproc_msg_ref(m, (uint32_t)i);
+}
+
+/* ---- the DOWN message -------------------------------------------------- */
+
+/* A C muproc that returns when told. */
+static void return_when_told(void *arg) {
+  muproc_pid_t self = muproc_self();
+  muproc_msg_t *m = NULL;
+  (void)arg;
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_FOREVER, &m));
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+}
+
+/* A thread that runs a process and exits it with an integer reason once
+ * told (a message {n: REASON}). */
+static void *exit_when_told(void *arg) {
+  muproc_pid_t p = *(muproc_pid_t *)arg;
+  muproc_msg_t *m = NULL;
+  int64_t reason;
+  CHECK_OK(muproc_proc_start(p));
+  CHECK_OK(muproc_recv(p, NULL, NULL, MUPROC_FOREVER, &m));
+  CHECK_OK(muproc_recv_take(p, m));
+  reason = n_of(m);
+  muproc_msg_free(m);
+  CHECK_OK(muproc_proc_exit(p, MUPROC_T_INT, (uint64_t)reason));
+  CHECK_OK(muproc_proc_release(p));
+  return NULL;
+}
+
+static void monitor_down(void) {
+  muproc_pid_t self, t = 0, u = 0;
+  uint64_t ref = 0, ref2 = 0;
+  muproc_msg_t *m;
+  pthread_t th;
+
+  init_ok(0);
+  self = bind_self(0);
+
+  /* A C muproc that returns: reason normal. */
+  CHECK_OK(muproc_spawn_c(0, return_when_told, NULL, 0, &t));
+  CHECK_OK(muproc_monitor(self, t, &ref));
+  CHECK(ref != 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 1);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0); /* one-way, no link */
+  CHECK_OK(muproc_send(t, msg_n(0)));
+  m = next_msg(self, in_secs(10)); /* no signal comes first */
+  CHECK_DOWN(m, t, MUPROC_T_ATOM, a_normal, ref);
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  CHECK_OK(muproc_wait_c_idle(in_secs(10)));
+  CHECK_EQ_INT(muproc_proc_state(self), MUPROC_S_RUNNING);
+  check_empty(self);
+
+  /* A thread-bound process, other reason; the target may be monitored
+   * before it starts.  Monitoring never makes an exit signal, trapping
+   * or not. */
+  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &u));
+  CHECK_OK(muproc_monitor(self, u, &ref2));
+  CHECK(ref2 != ref && ref2 != 0);
+  th = THREAD(exit_when_told, &u);
+  CHECK_OK(muproc_send(u, msg_n(-3)));
+  JOIN(th);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_DOWN(m, u, MUPROC_T_INT, (uint64_t)-3, ref2);
+  muproc_msg_free(m);
+  check_empty(self);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* Each monitor is its own: two monitors, two refs, two DOWNs, in the
+ * order the messages were queued after older ones. */
+static void monitor_twice(void) {
+  muproc_pid_t self, t;
+  uint64_t r1 = 0, r2 = 0;
+  muproc_msg_t *m;
+  int got1 = 0, got2 = 0, i;
+
+  init_ok(0);
+  self = bind_self(0);
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &r1));
+  CHECK_OK(muproc_monitor(self, t, &r2));
+  CHECK(r1 != r2);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 2);
+  CHECK_OK(muproc_send(self, msg_n(7)));
+  exit_release(t, a_bye);
+  CHECK_EQ_INT(muproc_mbox_count(self), 3);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_EQ_INT(n_of(m), 7);
+  muproc_msg_free(m);
+  for (i = 0; i < 2; i++) {
+    uint64_t r;
+    m = next_msg(self, MUPROC_NOWAIT);
+    r = ref_of(m);
+    CHECK(r == r1 || r == r2);
+    CHECK_DOWN(m, t, MUPROC_T_ATOM, a_bye, r);
+    got1 += r == r1;
+    got2 += r == r2;
+    muproc_msg_free(m);
+  }
+  CHECK(got1 == 1 && got2 == 1);
+  CHECK_RC(muproc_demonitor(self, r1), MUPROC_ENOENT);
+  CHECK_RC(muproc_demonitor(self, r2), MUPROC_ENOENT);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* Monitoring a process that is not alive: an immediate DOWN with reason
+ * noproc and the ref returned. */
+static void check_noproc_monitor(muproc_pid_t self, muproc_pid_t dead) {
+  muproc_msg_t *m;
+  uint64_t ref = 0;
+  CHECK_OK(muproc_monitor(self, dead, &ref));
+  CHECK(ref != 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_DOWN(m, dead, MUPROC_T_ATOM, a_noproc, ref);
+  muproc_msg_free(m);
+  CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT); /* already fired */
+  check_empty(self);
+}
+
+static void monitor_noproc(void) {
+  muproc_pid_t self, exited, released, stale, reuse = 0, never, x;
+  uint64_t ref = 0;
+  int tries = 0;
+
+  init_ok(8);
+  self = bind_self(1);
+  CHECK_OK(muproc_send(self, msg_n(1))); /* full: noproc comes anyway */
+  CHECK_OK(muproc_monitor(self, 0x7fffffff, &ref));
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  {
+    muproc_msg_t *m = next_msg(self, MUPROC_NOWAIT);
+    CHECK_EQ_INT(n_of(m), 1);
+    muproc_msg_free(m);
+    m = next_msg(self, MUPROC_NOWAIT);
+    CHECK_DOWN(m, 0x7fffffff, MUPROC_T_ATOM, a_noproc, ref);
+    muproc_msg_free(m);
+  }
+
+  exited = created();
+  CHECK_OK(muproc_proc_exit(exited, MUPROC_T_ATOM, a_normal));
+  check_noproc_monitor(self, exited);
+  CHECK_OK(muproc_proc_release(exited));
+
+  released = created();
+  exit_release(released, a_normal);
+  check_noproc_monitor(self, released);
+
+  stale = created();
+  exit_release(stale, a_normal);
+  for (;;) {
+    CHECK(++tries < 100);
+    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &reuse));
+    if (MUPROC_PID_NUMBER(reuse) == MUPROC_PID_NUMBER(stale))
+      break;
+    exit_release(reuse, a_normal);
+  }
+  CHECK(reuse != stale);
+  check_noproc_monitor(self, stale);
+  exit_release(reuse, a_boom); /* not monitored: nothing for us */
+  check_empty(self);
+
+  never = ((uint64_t)3 << 32) | 6000;
+  check_noproc_monitor(self, never);
+
+  /* Errors, and nothing sent for them. */
+  x = created();
+  CHECK_RC(muproc_monitor(0, x, &ref), MUPROC_EINVAL);
+  CHECK_RC(muproc_monitor(self, 0, &ref), MUPROC_EINVAL);
+  CHECK_RC(muproc_monitor(self, x, NULL), MUPROC_EINVAL);
+  CHECK_OK(muproc_proc_exit(x, MUPROC_T_ATOM, a_normal));
+  CHECK_RC(muproc_monitor(x, self, &ref), MUPROC_ESRCH); /* watcher exited */
+  CHECK_OK(muproc_proc_release(x));
+  CHECK_RC(muproc_monitor(x, self, &ref), MUPROC_ESRCH); /* released */
+  check_empty(self);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* ---- demonitor --------------------------------------------------------- */
+
+static void demonitor_before_exit(void) {
+  muproc_pid_t self, t, other;
+  uint64_t ref = 0, ref2 = 0;
+  muproc_msg_t *m;
+
+  init_ok(0);
+  self = bind_self(0);
+  other = created();
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &ref));
+  CHECK_OK(muproc_monitor(other, t, &ref2));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 2);
+  /* A ref is only its watcher's to remove. */
+  CHECK_RC(muproc_demonitor(other, ref), MUPROC_ENOENT);
+  CHECK_RC(muproc_demonitor(self, ref2), MUPROC_ENOENT);
+  CHECK_RC(muproc_demonitor(self, 12345678), MUPROC_ENOENT);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 2);
+
+  CHECK_OK(muproc_demonitor(self, ref));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 1);
+  CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT); /* gone */
+  exit_release(t, a_boom);
+  /* The exit is complete: no DOWN for us, one for the other watcher. */
+  check_empty(self);
+  CHECK_EQ_INT(muproc_mbox_count(other), 1);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  CHECK_RC(muproc_demonitor(other, ref2), MUPROC_ENOENT);
+  CHECK_EQ_INT(muproc_mbox_count(other), 1); /* not taken back */
+  exit_release(other, a_normal);
+
+  /* Demonitor, then monitor the same target again: a new ref fires. */
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &ref));
+  CHECK_OK(muproc_demonitor(self, ref));
+  CHECK_OK(muproc_monitor(self, t, &ref2));
+  CHECK(ref2 != ref);
+  exit_release(t, a_bye);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_DOWN(m, t, MUPROC_T_ATOM, a_bye, ref2);
+  muproc_msg_free(m);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+static void demonitor_after_down(void) {
+  muproc_pid_t self, t;
+  uint64_t ref = 0;
+  muproc_msg_t *m = NULL;
+
+  init_ok(0);
+  self = bind_self(0);
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &ref));
+  CHECK_OK(muproc_proc_exit(t, MUPROC_T_ATOM, a_boom));
+  CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1); /* the DOWN stays */
+  CHECK_OK(muproc_proc_release(t));
+  CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT);
+  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+  CHECK_DOWN(m, t, MUPROC_T_ATOM, a_boom, ref);
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* ---- races with an exit ------------------------------------------------ */
+
+struct race {
+  pthread_barrier_t b0, b1, b2;
+  muproc_pid_t a;
+  int iters;
+};
+
+static void *race_exiter(void *arg) {
+  struct race *r = arg;
+  int i;
+  for (i = 0; i < r->iters; i++) {
+    pthread_barrier_wait(&r->b0);
+    CHECK_OK(muproc_proc_start(r->a));
+    pthread_barrier_wait(&r->b1);
+    if (i % 2)
+      spin((unsigned)(i * 7919) % 2000);
+    CHECK_OK(muproc_proc_exit(r->a, MUPROC_T_ATOM, a_bye));
+    CHECK_OK(muproc_proc_release(r->a));
+    pthread_barrier_wait(&r->b2);
+  }
+  return NULL;
+}
+
+static void race_init(struct race *r, int iters) {
+  memset(r, 0, sizeof *r);
+  r->iters = iters;
+  CHECK_EQ_INT(pthread_barrier_init(&r->b0, NULL, 2), 0);
+  CHECK_EQ_INT(pthread_barrier_init(&r->b1, NULL, 2), 0);
+  CHECK_EQ_INT(pthread_barrier_init(&r->b2, NULL, 2), 0);
+}
+
+static void race_destroy(struct race *r) {
+  pthread_barrier_destroy(&r->b0);
+  pthread_barrier_destroy(&r->b1);
+  pthread_barrier_destroy(&r->b2);
+}
+
+/* Demonitor racing the target's exit: either 0 and no DOWN ever, or
+ * ENOENT and exactly one DOWN, already queued when it returned. */
+static void demonitor_races_exit(void) {
+  struct race r;
+  muproc_pid_t self;
+  pthread_t t;
+  int i, removed = 0, fired = 0;
+
+  init_ok(0);
+  self = bind_self(0);
+  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
+  t = THREAD(race_exiter, &r);
+  for (i = 0; i < r.iters; i++) {
+    uint64_t ref = 0;
+    int rc;
+    int64_t queued;
+    r.a = created();
+    CHECK_OK(muproc_monitor(self, r.a, &ref));
+    pthread_barrier_wait(&r.b0);
+    pthread_barrier_wait(&r.b1);
+    if (i % 2 == 0)
+      spin((unsigned)(i * 7919) % 2000);
+    rc = muproc_demonitor(self, ref);
+    queued = muproc_mbox_count(self);
+    pthread_barrier_wait(&r.b2);
+    /* The exit has finished. */
+    CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+    if (rc == 0) {
+      CHECK_EQ_INT(queued, 0);
+      CHECK_EQ_INT(muproc_mbox_count(self), 0);
+      removed++;
+    } else {
+      muproc_msg_t *m;
+      CHECK_RC(rc, MUPROC_ENOENT);
+      CHECK_EQ_INT(queued, 1); /* queued before demonitor returned */
+      CHECK_EQ_INT(muproc_mbox_count(self), 1);
+      m = next_msg(self, MUPROC_NOWAIT);
+      CHECK_DOWN(m, r.a, MUPROC_T_ATOM, a_bye, ref);
+      muproc_msg_free(m);
+      fired++;
+    }
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  }
+  JOIN(t);
+  race_destroy(&r);
+  tap_diag("demonitor vs exit: %d removed before, %d fired", removed, fired);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* Monitor racing the target's exit: exactly one DOWN, its reason or
+ * noproc. */
+static void monitor_races_exit(void) {
+  struct race r;
+  muproc_pid_t self;
+  pthread_t t;
+  int i, told = 0, noproc = 0;
+
+  init_ok(0);
+  self = bind_self(0);
+  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
+  t = THREAD(race_exiter, &r);
+  for (i = 0; i < r.iters; i++) {
+    uint64_t ref = 0;
+    muproc_msg_t *m;
+    int ri;
+    muproc_atom_t reason;
+    r.a = created();
+    pthread_barrier_wait(&r.b0);
+    pthread_barrier_wait(&r.b1);
+    if (i % 2 == 0)
+      spin((unsigned)(i * 7919) % 2000);
+    CHECK_OK(muproc_monitor(self, r.a, &ref));
+    pthread_barrier_wait(&r.b2);
+    CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+    CHECK_EQ_INT(muproc_mbox_count(self), 1);
+    m = next_msg(self, MUPROC_NOWAIT);
+    ri = muproc_msg_find(m, k_reason);
+    CHECK(ri >= 0);
+    reason = muproc_msg_atom(m, (uint32_t)ri);
+    CHECK(reason == a_bye || reason == a_noproc);
+    CHECK_DOWN(m, r.a, MUPROC_T_ATOM, reason, ref);
+    muproc_msg_free(m);
+    told += reason == a_bye;
+    noproc += reason == a_noproc;
+    CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  }
+  JOIN(t);
+  race_destroy(&r);
+  tap_diag("monitor vs exit: %d monitored before the exit, %d noproc", told,
+           noproc);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* ---- the watcher's side ------------------------------------------------- */
+
+/* A C muproc that monitors its target and returns. */
+static void monitor_and_return(void *arg) {
+  muproc_pid_t target = *(muproc_pid_t *)arg;
+  uint64_t ref = 0;
+  CHECK_OK(muproc_monitor(muproc_self(), target, &ref));
+  CHECK_OK(muproc_monitor(muproc_self(), target, &ref));
+}
+
+/* A watcher's monitors go with it; the targets live on and tell no one. */
+static void watcher_exit_drops_monitors(void) {
+  muproc_pid_t self, w, t1, t2, c = 0;
+  uint64_t wref = 0, ref = 0;
+  int i;
+
+  init_ok(0);
+  self = bind_self(0);
+  w = created();
+  t1 = created();
+  t2 = created();
+  CHECK_OK(muproc_monitor(w, t1, &wref));
+  CHECK_OK(muproc_monitor(w, t2, &wref));
+  CHECK_OK(muproc_monitor(w, t2, &wref));
+  CHECK_OK(muproc_monitor(self, t1, &ref)); /* someone else's: stays */
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 4);
+  CHECK_OK(muproc_proc_exit(w, MUPROC_T_ATOM, a_normal));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 1);
+  CHECK_EQ_INT(muproc_proc_state(t1), MUPROC_S_CREATED);
+  CHECK_EQ_INT(muproc_proc_state(t2), MUPROC_S_CREATED);
+  CHECK_RC(muproc_demonitor(w, wref), MUPROC_ENOENT); /* gone with it */
+  exit_release(t2, a_boom);
+  CHECK_EQ_INT(muproc_mbox_count(w), 0); /* exited: nothing lands */
+  CHECK_OK(muproc_proc_release(w));
+  exit_release(t1, a_boom);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1); /* our own DOWN only */
+  {
+    muproc_msg_t *m = next_msg(self, MUPROC_NOWAIT);
+    CHECK_DOWN(m, t1, MUPROC_T_ATOM, a_boom, ref);
+    muproc_msg_free(m);
+  }
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+
+  /* C muprocs that monitor us and return: their monitors are gone while
+   * we live on. */
+  for (i = 0; i < 20; i++)
+    CHECK_OK(muproc_spawn_c(0, monitor_and_return, &self, 0, &c));
+  CHECK_OK(muproc_wait_c_idle(in_secs(10)));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  CHECK_EQ_INT(muproc_proc_state(self), MUPROC_S_RUNNING);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* A DOWN is never refused for capacity: it queues past a full mailbox,
+ * after what was there. */
+static void down_to_full_mailbox(void) {
+  muproc_pid_t self, t;
+  uint64_t ref = 0;
+  muproc_msg_t *m, *extra;
+  int i;
+
+  init_ok(0);
+  self = bind_self(2);
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &ref));
+  CHECK_OK(muproc_send(self, msg_n(0)));
+  CHECK_OK(muproc_send(self, msg_n(1)));
+  extra = msg_n(2);
+  CHECK_RC(muproc_send(self, extra), MUPROC_EFULL);
+  exit_release(t, a_boom);
+  CHECK_EQ_INT(muproc_mbox_count(self), 3);
+  CHECK_RC(muproc_send(self, extra), MUPROC_EFULL); /* still full */
+  muproc_msg_free(extra);
+  for (i = 0; i < 2; i++) {
+    m = next_msg(self, MUPROC_NOWAIT);
+    CHECK_EQ_INT(n_of(m), i);
+    muproc_msg_free(m);
+  }
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_DOWN(m, t, MUPROC_T_ATOM, a_boom, ref);
+  muproc_msg_free(m);
+  check_empty(self);
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* Linked and monitoring at once: one exit signal for the link, one DOWN
+ * for the monitor; trapping changes the first only. */
+static void monitor_and_link(void) {
+  muproc_pid_t self, t;
+  uint64_t ref = 0;
+  muproc_msg_t *m;
+  int trap;
+
+  init_ok(0);
+  self = bind_self(0);
+  for (trap = 0; trap < 2; trap++) {
+    CHECK(muproc_proc_set_trap_exits(self, trap) >= 0);
+    t = created();
+    CHECK_OK(muproc_link(self, t));
+    CHECK_OK(muproc_monitor(self, t, &ref));
+    exit_release(t, a_bye);
+    if (trap) {
+      int i, trapped = 0, down = 0;
+      CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+      CHECK_EQ_INT(muproc_mbox_count(self), 2);
+      for (i = 0; i < 2; i++) { /* both ordinary messages, in some order */
+        m = next_msg(self, MUPROC_NOWAIT);
+        if (muproc_msg_find(m, k_monitor) >= 0) {
+          CHECK_DOWN(m, t, MUPROC_T_ATOM, a_bye, ref);
+          down++;
+        } else {
+          CHECK_TRAPPED(m, t, MUPROC_T_ATOM, a_bye);
+          trapped++;
+        }
+        muproc_msg_free(m);
+      }
+      CHECK(trapped == 1 && down == 1);
+    } else {
+      CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+      CHECK_EQ_INT(muproc_mbox_count(self), 1);
+      m = next_signal(self, MUPROC_NOWAIT);
+      CHECK_EXIT_SIGNAL(m, t, MUPROC_T_ATOM, a_bye, 1);
+      muproc_msg_free(m);
+      m = next_msg(self, MUPROC_NOWAIT);
+      CHECK_DOWN(m, t, MUPROC_T_ATOM, a_bye, ref);
+      muproc_msg_free(m);
+    }
+    check_empty(self);
+  }
+  exit_release(self, a_normal);
+  FINISH();
+}
+
+/* Many watchers on their own threads, each blocked in receive, each
+ * woken by its own DOWN when the target exits. */
+enum { WATCHERS = 8 };
+struct watcher {
+  muproc_pid_t pid, target;
+  uint64_t ref[2];
+  pthread_barrier_t *monitored;
+};
+
+static void *watch(void *arg) {
+  struct watcher *w = arg;
+  int i, got[2] = {0, 0};
+  CHECK_OK(muproc_proc_start(w->pid));
+  CHECK_OK(muproc_monitor(w->pid, w->target, &w->ref[0]));
+  CHECK_OK(muproc_monitor(w->pid, w->target, &w->ref[1]));
+  pthread_barrier_wait(w->monitored);
+  for (i = 0; i < 2; i++) {
+    muproc_msg_t *m = next_msg(w->pid, in_secs(20));
+    uint64_t r = ref_of(m);
+    CHECK(r == w->ref[0] || r == w->ref[1]);
+    CHECK_DOWN(m, w->target, MUPROC_T_INT, 99, r);
+    got[r == w->ref[1]]++;
+    muproc_msg_free(m);
+  }
+  CHECK(got[0] == 1 && got[1] == 1);
+  check_empty(w->pid);
+  exit_release(w->pid, a_normal);
+  return NULL;
+}
+
+static void many_watchers(void) {
+  struct watcher w[WATCHERS];
+  pthread_t t[WATCHERS];
+  pthread_barrier_t monitored;
+  muproc_pid_t target;
+  int i;
+
+  init_ok(0);
+  target = created();
+  CHECK_EQ_INT(pthread_barrier_init(&monitored, NULL, WATCHERS + 1), 0);
+  for (i = 0; i < WATCHERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].target = target;
+    w[i].monitored = &monitored;
+    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 1, &w[i].pid));
+    t[i] = THREAD(watch, &w[i]);
+  }
+  pthread_barrier_wait(&monitored);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 2 * WATCHERS);
+  CHECK_OK(muproc_proc_exit(target, MUPROC_T_INT, 99));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
+  for (i = 0; i < WATCHERS; i++)
+    JOIN(t[i]);
+  CHECK_OK(muproc_proc_release(target));
+  pthread_barrier_destroy(&monitored);
+  FINISH();
+}
+
+/* A handle reason is held by each DOWN until it is freed. */
+static void down_handle_reason(void) {
+  muproc_pid_t self, t;
+  uint64_t h = 0, r1 = 0, r2 = 0;
+  muproc_msg_t *m;
+
+  init_ok(0);
+  self = bind_self(0);
+  t = created();
+  CHECK_OK(muproc_monitor(self, t, &r1));
+  CHECK_OK(muproc_monitor(self, t, &r2));
+  CHECK_OK(muproc_handle_new(&h));
+  CHECK_OK(muproc_proc_exit(t, MUPROC_T_HANDLE, h));
+  CHECK_EQ_INT(muproc_handle_release(h), 0);
+  CHECK_OK(muproc_proc_release(t));
+  CHECK_EQ_INT(muproc_handle_live(h), 1);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_DOWN(m, t, MUPROC_T_HANDLE, h, ref_of(m));
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_handle_live(h), 1); /* the second DOWN's */
+  exit_release(self, a_normal);           /* frees it */
+  CHECK_EQ_INT(muproc_handle_live(h), 0);
+  FINISH();
+}
+
+static const struct tap_case cases[] = {
+    TAP_CASE(monitor_down),
+    TAP_CASE(monitor_twice),
+    TAP_CASE(monitor_noproc),
+    TAP_CASE(demonitor_before_exit),
+    TAP_CASE(demonitor_after_down),
+    TAP_CASE_TIMEOUT(demonitor_races_exit, 120),
+    TAP_CASE_TIMEOUT(monitor_races_exit, 120),
+    TAP_CASE(watcher_exit_drops_monitors),
+    TAP_CASE(down_to_full_mailbox),
+    TAP_CASE(monitor_and_link),
+    TAP_CASE(many_watchers),
+    TAP_CASE(down_handle_reason),
+};
+TAP_MAIN(cases)
