@@ -21,7 +21,7 @@ void send_exit_signal(muproc_pid_t to, muproc_pid_t from, int reason_type,
                : muproc_msg_put_pid(msg, atom_from, from);
   if (rc == 0)
     rc = msg_put_term(msg, atom_reason, reason_type, reason_value);
-  if (rc == 0 && link && !trapped)
+  if (rc == 0 && link)
     rc = muproc_msg_put_atom(msg, atom_link, atom_true);
   if (rc == 0)
     rc = mailbox_deliver(to, msg, trapped ? MUPROC_K_MESSAGE : MUPROC_K_EXIT,

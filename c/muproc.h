@@ -435,7 +435,8 @@ MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
  *    monitor: <ref>.
  * A process that traps exits (muproc_proc_set_trap_exits) gets, instead
  * of the exit signal, an ordinary message (never refused for capacity,
- * queued in order) holding  terminated: <pid>  reason: <term>.  The
+ * queued in order) holding  terminated: <pid>  reason: <term>, plus
+ * link: true when it came over a link.  The
  * untrappable MUPROC_K_KILL signal is never converted.
  * Linking or monitoring a process that is not alive gives at once the
  * same notice with reason atom 'noproc'.  Each link or monitor produces

@@ -24,7 +24,9 @@ defined with MUPROC-DEFINE-CALL-HANDLER and MUPROC-DEFINE-CAST-HANDLER.")
            #:*muproc-generic-server-port-name*
            #:generic-server-error #:generic-call-timeout #:generic-server-down
            #:generic-server-not-running #:generic-handler-error
-           #:generic-server-error-server #:generic-server-down-reason
+           #:generic-call-to-self
+           #:generic-server-error-server #:generic-server-error-handler
+           #:generic-server-down-reason #:generic-call-timeout-seconds
            #:generic-handler-error-original))
 
 (in-package #:muproc.generic-server)
@@ -62,6 +64,12 @@ before replying; carries the server's exit reason."))
   (:documentation "Signalled at once by a call or cast to a server that is
 not running (an unknown name or port, or a muproc that has exited)."))
 
+(define-condition generic-call-to-self (generic-server-error) ()
+  (:report (lambda (c s)
+             (format s "Server ~a called itself (~s): it would wait for its own reply."
+                     (generic-server-error-server c) (generic-server-error-handler c))))
+  (:documentation "Signalled at once when a generic server calls itself."))
+
 (define-condition generic-handler-error (generic-server-error)
   ((original :initarg :original :reader generic-handler-error-original))
   (:report (lambda (c s)
@@ -95,7 +103,8 @@ client functions of the current package's handlers call by default."
 
 (defun default-server (package)
   (or (gethash (find-package package) *default-server-names*)
-      (error 'generic-server-not-running :server (format nil "(default of ~a)" package))))
+      (error 'generic-server-not-running :server (format nil "(default of ~a)" package)
+                                         :reason :noproc)))
 
 ;;; Client side
 
@@ -119,38 +128,44 @@ registered port name), or NIL."
 its handler returned.  Blocks at most *MUPROC-GENERIC-CALL-TIMEOUT*
 seconds.  Signals GENERIC-SERVER-NOT-RUNNING at once if the server is not
 running, GENERIC-SERVER-DOWN at once if it exits before replying,
-GENERIC-CALL-TIMEOUT when the timeout passes (a later reply is dropped),
-GENERIC-HANDLER-ERROR if the handler signalled an error.  Must be called
-inside a muproc."
+GENERIC-CALL-TIMEOUT when the timeout passes, GENERIC-HANDLER-ERROR if the
+handler signalled an error, GENERIC-CALL-TO-SELF if the server is the
+caller.  However the call ends (even by a non-local exit), no late reply
+and no notice of the server's monitor reach the caller's inport.  Must be
+called inside a muproc."
   (let* ((self (or (muproc-current-process)
                    (error 'muproc-not-in-muproc :operation "MUPROC-GENERIC-CALL")))
          (server (live-server-or-lose server-ref handler))
-         (server-monitor (muproc-monitor server))
-         (alias (open-alias self))
-         (timeout *muproc-generic-call-timeout*))
-    (flet ((give-up ()
-             (close-alias self alias)
-             (muproc-demonitor server-monitor :flush t)))
-      (mumsg-send server :gs-call handler :gs-args args :gs-alias alias)
-      (destructuring-bind (status . results)
-          (mumsg-receive (from :timeout timeout)
-            ((gs-reply gs-status gs-values) (eq gs-reply alias)
-             (give-up)
-             (cons gs-status gs-values))
-            ((terminated reason monitor) (muproc-msgtag= monitor server-monitor)
-             (close-alias self alias)
-             (list :down reason))
-            (:timeout
-             (give-up)
-             (list :timeout)))
-        (ecase status
-          (:normal (values-list results))
-          (:error (error 'generic-handler-error :server server-ref :handler handler
-                                                :original (first results)))
-          (:down (error 'generic-server-down :server server-ref :handler handler
-                                             :reason (first results)))
-          (:timeout (error 'generic-call-timeout :server server-ref :handler handler
-                                                 :timeout timeout)))))))
+         (timeout *muproc-generic-call-timeout*)
+         (server-monitor nil)
+         (alias nil)
+         (result nil))
+    (when (eq server self)
+      (error 'generic-call-to-self :server server-ref :handler handler))
+    (unwind-protect
+         (progn
+           (setf server-monitor (muproc-monitor server)
+                 alias (open-alias self))
+           (mumsg-send server :gs-call handler :gs-args args :gs-alias alias)
+           (setf result
+                 (mumsg-receive (from :timeout timeout)
+                   ((gs-reply gs-status gs-values) (eq gs-reply alias)
+                    (cons gs-status gs-values))
+                   ((terminated reason monitor) (muproc-msgtag= monitor server-monitor)
+                    (setf server-monitor nil) ; its notice is consumed
+                    (list :down reason))
+                   (:timeout (list :timeout)))))
+      (when alias (close-alias self alias))
+      (when server-monitor (muproc-demonitor server-monitor :flush t)))
+    (destructuring-bind (status . results) result
+      (ecase status
+        (:normal (values-list results))
+        (:error (error 'generic-handler-error :server server-ref :handler handler
+                                              :original (first results)))
+        (:down (error 'generic-server-down :server server-ref :handler handler
+                                           :reason (first results)))
+        (:timeout (error 'generic-call-timeout :server server-ref :handler handler
+                                               :timeout timeout))))))
 
 (defun open-alias (self)
   (cffi:with-foreign-object (out :uint64)
@@ -175,8 +190,10 @@ the server is not running."
 
 (defun muproc-generic-stop (server-ref &optional (reason :normal))
   "Make the generic server SERVER-REF call its TERMINATE and exit with
-REASON, and wait until it has.  Returns T."
-  (let ((server (live-server-or-lose server-ref 'muproc-generic-stop)))
+REASON, and wait (without a timeout, as OTP's stop) until it has.
+Returns T."
+  (let ((server (live-server-or-lose server-ref 'muproc-generic-stop))
+        (*muproc-generic-call-timeout* nil)) ; a busy server is waited for, as in OTP
     (muproc-generic-call server '%stop reason)
     (muproc-wait-for-exit server)
     t))
@@ -204,7 +221,8 @@ REASON, and wait until it has.  Returns T."
     (multiple-value-bind (args rest) (lambda-list-call-arguments lambda-list)
       (flet ((call (server-form)
                `(apply #',entry ,server-form ',handler ,@args ,rest)))
-        `((export '(,name ,star) ,(package-name (symbol-package name)))
+        `((eval-when (:compile-toplevel :load-toplevel :execute)
+            (export '(,name ,star) ,(package-name (symbol-package name))))
           (defun ,name ,lambda-list
             ,(format nil "~:(~a~) the default server of ~a (see ~s)." kind
                      (package-name (symbol-package name)) handler)
@@ -319,12 +337,15 @@ handler deferred; an error goes to the caller (or the log for a cast)."
         ((terminated reason monitor) t
          (handle-unexpected package state *muproc-packet*))
         ((terminated reason) t
-         ;; Only a server that traps exits gets here.
+         ;; Only a server that traps exits gets here: a linked muproc's
+         ;; exit (with :link) or an exit signal sent to the server.
          (let ((linked-exit (server-function package "LINKED-EXIT")))
-           (if linked-exit
-               (funcall linked-exit state terminated reason)
-               (muproc-exit (list :linked-to-exit (and terminated (muproc-name terminated))
-                                  :for-reason reason)))))
+           (cond (linked-exit
+                  (funcall linked-exit state terminated reason))
+                 ((mumsg-get *muproc-packet* :link)
+                  (muproc-exit (list :linked-to-exit (and terminated (muproc-name terminated))
+                                     :for-reason reason)))
+                 (t (muproc-exit reason)))))
         (() t
          (handle-unexpected package state *muproc-packet*)))
       (when *exit-after-handler*
@@ -344,14 +365,15 @@ handler deferred; an error goes to the caller (or the log for a cast)."
          (initialize (or (server-function package "INITIALIZE")
                          (error "Package ~a defines no INITIALIZE function." package)))
          (*muproc-generic-server-package* package)
-         (*muproc-generic-server-port-name* port-name)
-         (state (apply initialize initargs)))
+         (*muproc-generic-server-port-name* port-name))
+    ;; As OTP: the name first, so a taken name runs no INITIALIZE.
     (when port-name
       (muproc-register-port-name port-name))
-    (unwind-protect (serve package state)
-      (let ((terminate (server-function package "TERMINATE")))
-        (when terminate
-          (funcall terminate state))))))
+    (let ((state (apply initialize initargs)))
+      (unwind-protect (serve package state)
+        (let ((terminate (server-function package "TERMINATE")))
+          (when terminate
+            (funcall terminate state)))))))
 
 (defmacro muproc-generic-start (&key initargs (package nil package-p) port-name)
   "Run the current muproc as a generic server of the server type PACKAGE
