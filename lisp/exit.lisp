@@ -42,7 +42,7 @@ run a timer's function, run an interrupt."
              reason))))
     ((= kind muproc.ffi:+k-timer+)
      (let ((tag (getf plist :timeout-tag)))
-       (cond ((null tag) (funcall (getf plist :function)))
+       (cond ((null tag) (fire-timer (getf plist :timer) (getf plist :generation)))
              ((member tag *active-timeouts*) (throw tag :timeout)))))
     ((= kind muproc.ffi:+k-interrupt+)
      (apply (getf plist :function) (getf plist :arguments)))))
@@ -165,6 +165,13 @@ Runs without interrupts: nothing may stop an exit half-way."
           (setf (%muproc-exited muproc) t)
           (sb-thread:condition-broadcast *exit-queue*))))))
 
+(defun wait-for-exit-event (timeout)
+  "With *EXIT-LOCK* held: wait until an exit is announced or TIMEOUT
+seconds (NIL: no limit) pass; return with the lock held either way (a
+timed-out CONDITION-WAIT returns without it)."
+  (unless (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout timeout)
+    (sb-thread:grab-mutex *exit-lock*)))
+
 (defun muproc-wait-for-exit (muproc &key timeout)
   "Wait until MUPROC has exited and been cleaned up, at most TIMEOUT
 seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
@@ -180,4 +187,4 @@ seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
                          internal-time-units-per-second))))
           (when (and left (<= left 0))
             (return (values nil nil)))
-          (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout left))))))
+          (wait-for-exit-event left))))))

@@ -101,10 +101,17 @@ MUPROC-RUNTIME-ERROR naming OPERATION if it is negative, else return it."
            ,rc))))
 
 (defmacro defcall (lisp-name c-name return-type &rest args)
-  "A DEFCFUN declared inline: a call costs about as much as a Lisp call."
-  `(progn
-     (declaim (inline ,lisp-name))
-     (cffi:defcfun (,c-name ,lisp-name) ,return-type ,@args)))
+  "Define LISP-NAME as an inline call of C-NAME made with Lisp interrupts
+deferred.  SBCL runs an interrupt even in a thread that is inside foreign
+code; one that unwound (an exit, a timeout) would leave the C call half
+done, a C lock held.  Deferred, it runs as soon as the call returns."
+  (let ((raw (intern (format nil "%~a" (symbol-name lisp-name)) :muproc.ffi))
+        (params (mapcar #'first args)))
+    `(progn
+       (declaim (inline ,raw ,lisp-name))
+       (cffi:defcfun (,c-name ,raw) ,return-type ,@args)
+       (defun ,lisp-name ,params
+         (sb-sys:without-interrupts (,raw ,@params))))))
 
 (defcall %version "muproc_version" :unsigned-int)
 (defcall %version-string "muproc_version_string" :string)

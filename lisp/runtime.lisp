@@ -74,7 +74,7 @@ to end."
     (sb-thread:with-mutex (*exit-lock*)
       (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
                        (< (get-internal-real-time) deadline))
-            do (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout 0.1)))
+            do (wait-for-exit-event 0.1)))
     n))
 
 (defun muproc-runtime-stats ()

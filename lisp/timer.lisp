@@ -14,6 +14,10 @@
   (function nil)
   (owner nil)
   (id 0 :type (unsigned-byte 64))
+  ;; Bumped at each arming and disarming: a firing already queued when the
+  ;; timer was disarmed or re-armed carries an older generation and is
+  ;; ignored.
+  (generation 0 :type fixnum)
   ;; Handles in the message libmuproc holds for this timer: cleared from
   ;; the handle table once libmuproc no longer needs them.
   (handles '() :type list))
@@ -82,9 +86,16 @@ seconds if given.  Re-arming a timer first unschedules it.  Returns TIMER."
     (when (and repeat-interval (zerop repeat))
       (error 'type-error :datum repeat-interval :expected-type '(real (0))))
     (arm-timer timer deadline repeat
-               (encode-plist (list :function (muproc-timer-function timer)) t
-                             (muproc-timer-owner timer))
+               (encode-plist (list :timer timer
+                                   :generation (incf (muproc-timer-generation timer)))
+                             t (muproc-timer-owner timer))
                nil)))
+
+(defun fire-timer (timer generation)
+  "Run TIMER's function, unless this firing was queued before TIMER was
+disarmed or re-armed."
+  (when (= generation (muproc-timer-generation timer))
+    (funcall (muproc-timer-function timer))))
 
 (defun muproc-schedule-timer (timer universal-time &optional repeat-interval)
   "Arm TIMER to fire at UNIVERSAL-TIME (now, if that has passed), then
@@ -97,6 +108,7 @@ every REPEAT-INTERVAL seconds if given.  Returns TIMER."
 NIL if it had fired (one-shot) or was never armed."
   (let ((id (muproc-timer-id timer)))
     (setf (muproc-timer-id timer) 0)
+    (incf (muproc-timer-generation timer))
     (prog1 (and (plusp id) (zerop (muproc.ffi:%timer-cancel id)))
       (forget-timer-handles timer))))
 
