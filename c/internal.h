@@ -73,6 +73,7 @@ struct mailbox {
    * Senders never make a syscall while the receiver is not asleep. */
   _Atomic int waiting;
   _Atomic int wake;
+  int32_t spin_ns, sleeps_without_spin; /* receiver only (mailbox.c) */
 };
 
 void mailbox_init(struct mailbox *mb, uint32_t capacity);
@@ -148,6 +149,7 @@ void registry_release_all(struct proc *p);
 void proc_lock_pair(struct proc *a, struct proc *b);
 void proc_unlock_pair(struct proc *a, struct proc *b);
 bool proc_alive(const struct proc *p);
+bool proc_alive_pid(muproc_pid_t pid);
 
 /* What an exit leaves to be told, taken from the process under its lock
  * and told after (link.c, monitor.c). */

@@ -33,7 +33,8 @@ void send_exit_signal(muproc_pid_t to, muproc_pid_t from, int reason_type,
 int muproc_send_exit(muproc_pid_t to, int type, uint64_t value) {
   if (!to || type < MUPROC_T_NIL || type > MUPROC_T_HANDLE ||
       type == MUPROC_T_DOUBLE || type == MUPROC_T_STRING ||
-      type == MUPROC_T_BINARY)
+      type == MUPROC_T_BINARY ||
+      (type == MUPROC_T_HANDLE && !muproc_handle_live(value)))
     return MUPROC_EINVAL;
   if (!proc_lookup(to) || muproc_proc_state(to) == MUPROC_S_EXITED)
     return MUPROC_ESRCH;

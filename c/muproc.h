@@ -523,12 +523,13 @@ MUPROC_API int muproc_send_alias(muproc_pid_t to, uint64_t alias,
  * are never 0. */
 
 /* Send MSG (ownership passes to the timer) to TO at time WHEN (a
- * muproc_now_ns() value).  Errors: MUPROC_EINVAL, MUPROC_ENOMEM. */
+ * muproc_now_ns() value).  Errors: MUPROC_EINVAL, MUPROC_ENOMEM,
+ * MUPROC_ESRCH (TO is not alive; the caller keeps MSG). */
 MUPROC_API int muproc_timer_send_after(muproc_pid_t to, int64_t when,
                                        muproc_msg_t *msg, uint64_t *id);
 /* Deliver a MUPROC_K_TIMER signal carrying a copy of PAYLOAD (owned by
  * the timer) to TO at WHEN, then every REPEAT nanoseconds if REPEAT > 0.
- * Errors: MUPROC_EINVAL, MUPROC_ENOMEM. */
+ * Errors: MUPROC_EINVAL, MUPROC_ENOMEM, MUPROC_ESRCH (TO is not alive). */
 MUPROC_API int muproc_timer_signal(muproc_pid_t to, int64_t when,
                                    int64_t repeat, muproc_msg_t *payload,
                                    uint64_t *id);

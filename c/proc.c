@@ -62,6 +62,12 @@ struct proc *proc_send_begin(muproc_pid_t pid) {
 
 void proc_send_end(struct proc *p) { atomic_fetch_sub(&p->inflight, 1); }
 
+bool proc_alive_pid(muproc_pid_t pid) {
+  struct proc *p = proc_lookup(pid);
+  return p && STAMP_SERIAL(atomic_load(&p->stamp)) == MUPROC_PID_SERIAL(pid) &&
+         proc_alive(p);
+}
+
 bool proc_alive(const struct proc *p) {
   int state = STAMP_STATE(atomic_load(&p->stamp));
   return state == MUPROC_S_CREATED || state == MUPROC_S_RUNNING;

@@ -98,13 +98,14 @@ static bool fire(struct timer *t) {
     return false;
   }
   muproc_msg_t *copy = t->repeat > 0 ? msg_clone(t->msg) : t->msg;
-  if (copy && mailbox_deliver(t->to, copy, MUPROC_K_TIMER, true) == 0) {
-    if (copy == t->msg)
-      t->msg = NULL;
-  } else if (copy && copy != t->msg) {
+  int rc = copy ? mailbox_deliver(t->to, copy, MUPROC_K_TIMER, true)
+                : MUPROC_ENOMEM;
+  if (rc == 0 && copy == t->msg)
+    t->msg = NULL;
+  else if (rc != 0 && copy && copy != t->msg)
     muproc_msg_free(copy);
-  }
-  return t->repeat > 0;
+  /* A destination gone for good ends a repeating timer too. */
+  return t->repeat > 0 && rc != MUPROC_ESRCH;
 }
 
 static void *timer_main(void *arg) {
@@ -179,8 +180,12 @@ static int add_timer(muproc_pid_t to, int64_t when, int64_t repeat, int kind,
                       .owner = muproc_tls_self,
                       .kind = kind,
                       .msg = msg};
+  uint64_t new_id = t->id; /* T may fire and be freed once unlocked */
   pthread_mutex_lock(&tm.lock);
-  int rc = heap_push(t);
+  /* Checked under the heap lock: an exit marks TO exited before it
+   * cancels TO's timers under this lock, so either we see TO dead here or
+   * its exit finds this timer. */
+  int rc = proc_alive_pid(to) ? heap_push(t) : MUPROC_ESRCH;
   bool earliest = rc == 0 && t->index == 0;
   pthread_mutex_unlock(&tm.lock);
   if (rc != 0) {
@@ -189,7 +194,7 @@ static int add_timer(muproc_pid_t to, int64_t when, int64_t repeat, int kind,
   }
   if (earliest)
     wake_timer_thread();
-  *id = t->id;
+  *id = new_id;
   return 0;
 }
 

@@ -42,13 +42,10 @@ static int64_t in_secs(double s) {
 /* A duration in ns stretched for slow machines. */
 static int64_t scaled(int64_t ns) { return (int64_t)(ns * tap_timeout_scale()); }
 
-#define FINISH()                                                               \
-  do {                                                                         \
-    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);                          \
-    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);                           \
-    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);                        \
-    MUPROC_FINISH();                                                           \
-  } while (0)
+static void spin(unsigned n) {
+  for (volatile unsigned i = 0; i < n; i++)
+    ;
+}
 
 static muproc_pid_t bind_self(void) {
   muproc_pid_t p = 0;
@@ -183,7 +180,7 @@ static void send_after_at_deadline(void) {
   muproc_msg_free(m);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -226,7 +223,7 @@ static void send_after_past_deadline(void) {
   free(ids);
   free(seen);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* Timers made in any order fire in the order of their deadlines. */
@@ -258,7 +255,7 @@ static void timers_in_deadline_order(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* ---- timer signals -------------------------------------------------- */
@@ -322,7 +319,7 @@ static void timer_signal_repeating(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* REPEAT 0: one firing; then the timer is gone. */
@@ -347,7 +344,7 @@ static void timer_signal_one_shot(void) {
   CHECK_EQ_INT(until_barrier(self, muproc_now_ns() + 40 * MS), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* ---- cancel ---------------------------------------------------------- */
@@ -377,7 +374,7 @@ static void cancel_before_firing(void) {
   CHECK_EQ_INT(until_barrier(self, when + 30 * MS), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 static void cancel_after_firing(void) {
@@ -396,7 +393,7 @@ static void cancel_after_firing(void) {
   CHECK_RC(muproc_timer_cancel(UINT64_MAX), MUPROC_ENOENT);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* After cancel returns, a repeating timer never fires again: the signals
@@ -423,7 +420,7 @@ static void cancel_repeating_stops(void) {
   }
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* ---- timers and exits --------------------------------------------------- */
@@ -474,7 +471,7 @@ static void owner_exit_cancels(void) {
   muproc_msg_free(m);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* Timers aimed at a process go when it exits, whoever made them. */
@@ -512,36 +509,105 @@ static void destination_exit_cancels(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
-/* A timer aimed at a process that has already exited can never deliver:
- * it must not stay pending (a repeating one least of all). */
+/* A timer aimed at a process that is not alive is refused (ESRCH, the
+ * caller keeps the message): exited, released, or a pid never used. */
 static void timer_to_dead_destination(void) {
-  muproc_pid_t exited, released;
+  muproc_pid_t exited, released, never = ((uint64_t)9 << 32) | 60000;
+  muproc_pid_t dead[3];
   uint64_t id = 0;
+  int i;
 
   init_ok();
   exited = created();
   CHECK_OK(muproc_proc_exit(exited, MUPROC_T_ATOM, a_normal));
   released = created();
   exit_release(released);
-
-  CHECK_OK(muproc_timer_send_after(exited, muproc_now_ns(), msg_n(1), &id));
-  CHECK_OK(muproc_timer_send_after(released, muproc_now_ns(), msg_n(2), &id));
-  CHECK_OK(muproc_timer_signal(released, muproc_now_ns(), 0, msg_n(3), &id));
-  WAIT_UNTIL(muproc_stat(MUPROC_STAT_TIMERS) == 0, 10);
-  WAIT_UNTIL(muproc_stat(MUPROC_STAT_MESSAGES) == 0, 10);
-
-  CHECK_OK(muproc_timer_signal(exited, muproc_now_ns(), MS, msg_n(4), &id));
-  CHECK_OK(muproc_timer_signal(released, muproc_now_ns() + MS, MS, msg_n(5),
-                               &id));
-  WAIT_UNTIL(muproc_stat(MUPROC_STAT_TIMERS) == 0, 5);
-  CHECK_RC(muproc_timer_cancel(id), MUPROC_ENOENT);
+  dead[0] = exited;
+  dead[1] = released;
+  dead[2] = never;
+  for (i = 0; i < 3; i++) {
+    muproc_msg_t *m = msg_n(i);
+    CHECK_RC(muproc_timer_send_after(dead[i], muproc_now_ns(), m, &id),
+             MUPROC_ESRCH);
+    CHECK_RC(muproc_timer_signal(dead[i], muproc_now_ns(), 0, m, &id),
+             MUPROC_ESRCH);
+    CHECK_RC(muproc_timer_signal(dead[i], muproc_now_ns(), MS, m, &id),
+             MUPROC_ESRCH);
+    CHECK_EQ_INT(muproc_msg_size(m), 1); /* still ours */
+    muproc_msg_free(m);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);
+  }
   CHECK_EQ_INT(muproc_mbox_count(exited), 0);
   CHECK_EQ_INT(muproc_mbox_signal_count(exited), 0);
   CHECK_OK(muproc_proc_release(exited));
-  FINISH();
+  MUPROC_FINISH();
+}
+
+/* A repeating timer made while its destination exits: refused, or
+ * cancelled by the exit; never left firing at the dead for ever. */
+struct dest_race {
+  pthread_barrier_t b0, b1;
+  muproc_pid_t d;
+  int iters;
+};
+
+static void *exit_destination(void *arg) {
+  struct dest_race *r = arg;
+  int i;
+  for (i = 0; i < r->iters; i++) {
+    pthread_barrier_wait(&r->b0);
+    if (i % 2)
+      spin((unsigned)(i * 7919) % 3000);
+    CHECK_OK(muproc_proc_exit(r->d, MUPROC_T_ATOM, a_normal));
+    CHECK_OK(muproc_proc_release(r->d));
+    pthread_barrier_wait(&r->b1);
+  }
+  return NULL;
+}
+
+static void timer_races_destination_exit(void) {
+  struct dest_race r;
+  pthread_t t;
+  int i, made = 0;
+
+  init_ok();
+  memset(&r, 0, sizeof r);
+  r.iters = slow() ? 300 : 3000;
+  CHECK_EQ_INT(pthread_barrier_init(&r.b0, NULL, 2), 0);
+  CHECK_EQ_INT(pthread_barrier_init(&r.b1, NULL, 2), 0);
+  t = THREAD(exit_destination, &r);
+  for (i = 0; i < r.iters; i++) {
+    muproc_msg_t *m = msg_n(i);
+    uint64_t id = 0;
+    int rc;
+    r.d = created();
+    pthread_barrier_wait(&r.b0);
+    if (i % 2 == 0)
+      spin((unsigned)(i * 7919) % 3000);
+    rc = muproc_timer_signal(r.d, muproc_now_ns() + 3600 * 1000 * MS,
+                             10 * MS, m, &id);
+    pthread_barrier_wait(&r.b1);
+    if (rc == 0) {
+      made++;
+      /* The destination is gone: so must the timer be. */
+      if (muproc_stat(MUPROC_STAT_TIMERS) != 0)
+        tap_fail(__FILE__, __LINE__, "round %d: a timer aimed at %#llx "
+                 "outlived its exit (cancel: %d)", i, (unsigned long long)r.d,
+                 muproc_timer_cancel(id));
+    } else {
+      CHECK_RC(rc, MUPROC_ESRCH);
+      muproc_msg_free(m);
+    }
+  }
+  JOIN(t);
+  pthread_barrier_destroy(&r.b0);
+  pthread_barrier_destroy(&r.b1);
+  tap_diag("timer vs destination exit: %d made before the exit, %d refused",
+           made, r.iters - made);
+  MUPROC_FINISH();
 }
 
 static void timer_invalid_args(void) {
@@ -568,7 +634,7 @@ static void timer_invalid_args(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* ---- accuracy and load ---------------------------------------------- */
@@ -604,7 +670,7 @@ static void timer_accuracy(void) {
   CHECK(median < scaled(50 * MS));
   check_empty(self);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 /* Threads with no process make, and sometimes cancel, timers aimed at us
@@ -687,7 +753,7 @@ static void timers_from_many_threads(void) {
   for (i = 0; i < LOAD_THREADS; i++)
     free(l[i].expected);
   exit_release(self);
-  FINISH();
+  MUPROC_FINISH();
 }
 
 static const struct tap_case cases[] = {
@@ -702,6 +768,7 @@ static const struct tap_case cases[] = {
     TAP_CASE(owner_exit_cancels),
     TAP_CASE(destination_exit_cancels),
     TAP_CASE(timer_to_dead_destination),
+    TAP_CASE_TIMEOUT(timer_races_destination_exit, 60),
     TAP_CASE(timer_invalid_args),
     TAP_CASE(timer_accuracy),
     TAP_CASE_TIMEOUT(timers_from_many_threads, 60),
