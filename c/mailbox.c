@@ -190,9 +190,10 @@ static muproc_msg_t *pop_signal(struct mailbox *mb) {
   return sig;
 }
 
+/* Sequentially consistent loads: sleep_for_mail's store to WAITING and
+ * this check must not be reordered (a Dekker pair with mailbox_push). */
 static bool mail_arrived(struct mailbox *mb) {
-  return atomic_load_explicit(&mb->inbox, memory_order_acquire) ||
-         atomic_load_explicit(&mb->signal_inbox, memory_order_acquire);
+  return atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox);
 }
 
 /* A sleep and its wake-up cost two syscalls, several microseconds here;
@@ -244,38 +245,21 @@ static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
     return 0;
   atomic_store(&mb->wake, 0);
   atomic_store(&mb->waiting, 1);
-  int rc = 0;
-  if (!atomic_load(&mb->inbox) && !atomic_load(&mb->signal_inbox))
-    rc = wait_on_word(&mb->wake, 0, deadline);
+  int rc = mail_arrived(mb) ? 0 : wait_on_word(&mb->wake, 0, deadline);
   atomic_store(&mb->waiting, 0);
-  if (rc == MUPROC_ETIMEDOUT &&
-      (atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox)))
+  if (rc == MUPROC_ETIMEDOUT && mail_arrived(mb))
     rc = 0; /* arrived just in time: look at it */
   return rc;
 }
 
-int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
-                       muproc_msg_t **out) {
-  int rc;
-  struct proc *p = receiver(self, &rc);
-  if (!p)
-    return rc;
-  if (!out)
-    return MUPROC_EINVAL;
-  for (;;) {
-    muproc_msg_t *sig = pop_signal(&p->mbox);
-    if (sig) {
-      *out = sig;
-      return MUPROC_SIGNALLED;
-    }
-    if ((rc = sleep_for_mail(&p->mbox, deadline)) != 0)
-      return rc;
-  }
-}
-
-int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
-                const uint32_t *filter, int64_t deadline,
-                muproc_msg_t **out) {
+/* The receive loop: the oldest signal first; then (unless SIGNALS_ONLY)
+ * the first message after AFTER passing FILTER; else move what senders
+ * pushed into the queue and look again; else sleep.  Ordinary mail is
+ * moved aside in signals-only mode too, so that it doesn't wake us again
+ * and again. */
+static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
+                   const uint32_t *filter, int64_t deadline,
+                   muproc_msg_t **out) {
   int rc;
   struct proc *p = receiver(self, &rc);
   if (!p)
@@ -292,19 +276,31 @@ int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
       *out = sig;
       return MUPROC_SIGNALLED;
     }
-    muproc_msg_t *m = last ? last->next : mb->queue.head;
-    for (; m; m = m->next) {
-      if (passes(m, filter)) {
-        *out = m;
-        return 0;
+    if (!signals_only)
+      for (muproc_msg_t *m = last ? last->next : mb->queue.head; m;
+           m = m->next) {
+        if (passes(m, filter)) {
+          *out = m;
+          return 0;
+        }
+        last = m;
       }
-      last = m;
-    }
     if (drain(&mb->inbox, &mb->queue))
       continue;
     if ((rc = sleep_for_mail(mb, deadline)) != 0)
       return rc;
   }
+}
+
+int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
+                       muproc_msg_t **out) {
+  return receive(self, true, NULL, NULL, deadline, out);
+}
+
+int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
+                const uint32_t *filter, int64_t deadline,
+                muproc_msg_t **out) {
+  return receive(self, false, after, filter, deadline, out);
 }
 
 int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
