@@ -24,11 +24,10 @@ plist.  Called without interrupts, so the message can't leak."
 run a timer's function, run an interrupt."
   (cond
     ((= kind muproc.ffi:+k-kill+)
-     (let ((name (or (%muproc-name *current-muproc*) "-"))
-           (reason (getf plist :reason)))
-       ;; The seed's transcript line for a muproc killed from outside.
+     (let ((reason (getf plist :reason)))
+       ;; The seed logs a kill after the muproc's cleanups: RUN-MUPROC does.
        (unless (getf plist :quiet)
-         (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>." name name reason))
+         (setf (%muproc-kill-reason *current-muproc*) (list reason)))
        (throw '%muproc-exit reason)))
     ((= kind muproc.ffi:+k-exit+)
      ;; Trapping muprocs never get here: libmuproc turns their exit

@@ -16,7 +16,9 @@
   (thread nil)
   (timers '() :type list)
   (exit-reason nil)
-  (exited nil))
+  (exited nil)
+  ;; Set when a kill is unwinding it: logged once its cleanups have run.
+  (kill-reason nil))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")
@@ -104,8 +106,15 @@ condition) after an unhandled error."
            (pending (if (eq state :dead)
                         0
                         (max 0 (muproc.ffi:%mbox-count (%muproc-pid m))))))
-      (format stream "MUPROC ~a ~:[-~;~:*~s~] ~s~[~:; pending ~:*~d~]"
-              (pid-string (%muproc-pid m)) (%muproc-name m) state pending))))
+      ;; Uninterned names (gensyms, supervisors' {A*B}) print bare, as the
+      ;; seed's transcripts show them.
+      (format stream "MUPROC ~a ~a ~s~[~:; pending ~:*~d~]"
+              (pid-string (%muproc-pid m))
+              (let ((name (%muproc-name m)))
+                (cond ((null name) "-")
+                      ((symbol-package name) (prin1-to-string name))
+                      (t (symbol-name name))))
+              state pending))))
 
 (defun muproc-all-processes ()
   "A list of every live muproc (Lisp and C), oldest slot first."

@@ -107,14 +107,22 @@ child spec, a template for children started by SUPERVISOR-START-CHILD."
   (and (child-muproc child) (muproc-alive-p (child-muproc child))))
 
 (defun start-child-muproc (child)
-  "Start CHILD linked to the current supervisor."
+  "Start CHILD linked to the current supervisor.  A supervisor child has
+started only once its own children have: we wait for it to say so (or
+die), so that siblings start in order, as in OTP."
   (let ((start (child-spec-start (child-spec child))))
     (setf (child-muproc child)
           (if (muproc-spec-p start)
               (muproc-spawn (muproc-spec-name start) (muproc-spec-function start)
                             (append (muproc-spec-arglist start) (child-extra-args child))
                             :link t)
-              (spawn-supervisor start :link t)))))
+              (let ((supervisor (spawn-supervisor start :link t
+                                                        :parent (muproc-current-process))))
+                (mumsg-receive (from)
+                  ((supervisor-started) (eq supervisor-started supervisor)
+                   supervisor)
+                  ((terminated reason) (eq terminated supervisor)
+                   (muproc-exit (list :child-start-failed (spec-label start) reason)))))))))
 
 (defun await-exit-notice (muproc timeout)
   "Wait up to TIMEOUT seconds (NIL: forever) for the exit notice of our
@@ -140,13 +148,15 @@ linked MUPROC; true if it came."
   "Stop CHILDREN in reverse order."
   (mapc #'shut-down-child (reverse children)))
 
-(defun initialize (spec)
+(defun initialize (spec &optional parent)
   (let ((state (make-state spec (spec-label spec))))
     (unless (eq (supervisor-spec-strategy spec) :simple-one-for-one)
       (dolist (child-spec (supervisor-spec-children spec))
         (let ((child (make-child child-spec)))
           (setf (state-children state) (append (state-children state) (list child)))
           (start-child-muproc child))))
+    (when parent
+      (mumsg-send parent :supervisor-started (muproc-current-process)))
     state))
 
 (defun terminate (state)
@@ -191,7 +201,8 @@ linked MUPROC; true if it came."
       (setf (state-restarting state) nil))))
 
 (defun linked-exit (state terminated reason)
-  (let ((child (find terminated (state-children state) :key #'child-muproc)))
+  (let ((child (and terminated
+                    (find terminated (state-children state) :key #'child-muproc))))
     (cond
       ((null child)
        ;; Our parent, or whoever told us to exit: stop the tree.
@@ -208,10 +219,12 @@ linked MUPROC; true if it came."
 
 ;;; Starting supervisors
 
-(defun spawn-supervisor (spec &key link errorstream)
+(defun spawn-supervisor (spec &key link errorstream parent)
+  "Spawn a supervisor for SPEC; with PARENT, it sends PARENT
+(:supervisor-started itself) once its children have started."
   (muproc-spawn (make-symbol (spec-label spec))
                 (lambda ()
-                  (muproc-generic-start :initargs (list spec)
+                  (muproc-generic-start :initargs (list spec parent)
                                         :package "MUPROC.SUPERVISOR"))
                 nil
                 :trap-exits t :link link :errorstream errorstream))
@@ -241,12 +254,17 @@ is the tree's errorstream; LINK links it to the calling muproc."
                      (setf (child-extra-args child) spec-or-args)
                      child)
                    (make-child (check-child-spec spec-or-args)))))
-    (setf (state-children state) (append (state-children state) (list child)))
-    (start-child-muproc child)))
+    (prog1 (start-child-muproc child) ; a failed start adds nothing
+      (setf (state-children state) (append (state-children state) (list child))))))
 
 (muproc-define-call-handler %terminate-child (state from designator)
-  (shut-down-child (find-child state designator))
-  t)
+  (let ((child (find-child state designator)))
+    (shut-down-child child)
+    ;; As OTP: a dynamic or temporary child's spec goes with it.
+    (when (or (eq (supervisor-spec-strategy (state-spec state)) :simple-one-for-one)
+              (eq (child-spec-restart (child-spec child)) :temporary))
+      (setf (state-children state) (remove child (state-children state))))
+    t))
 
 (muproc-define-call-handler %restart-child (state from designator)
   (let ((child (find-child state designator)))
@@ -274,33 +292,38 @@ is the tree's errorstream; LINK links it to the calling muproc."
   "Add a child to SUPERVISOR and start it; return its muproc.  For
 :SIMPLE-ONE-FOR-ONE, SPEC-OR-ARGS is a list of arguments appended to the
 template's arglist; otherwise a child spec list (RESTART-TYPE SHUTDOWN
-CHILD).  Call from inside a muproc."
-  (%start-child* supervisor spec-or-args))
+CHILD).  Call from inside a muproc; waits without a timeout."
+  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
+    (%start-child* supervisor spec-or-args)))
 
 (defun supervisor-terminate-child (supervisor child)
   "Stop CHILD (its name or muproc) of SUPERVISOR as its shutdown spec says;
 it is not restarted, and its spec stays (see SUPERVISOR-RESTART-CHILD).
-Call from inside a muproc."
-  (%terminate-child* supervisor child))
+Call from inside a muproc; waits without a timeout."
+  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
+    (%terminate-child* supervisor child)))
 
 (defun supervisor-restart-child (supervisor child)
   "Start again the terminated CHILD (its name) of SUPERVISOR; return its
-muproc.  Call from inside a muproc."
-  (%restart-child* supervisor child))
+muproc.  Call from inside a muproc; waits without a timeout."
+  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
+    (%restart-child* supervisor child)))
 
 (defun supervisor-delete-child (supervisor child)
   "Remove the terminated CHILD's spec from SUPERVISOR.  Call from inside a
 muproc."
-  (%delete-child* supervisor child))
+  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
+    (%delete-child* supervisor child)))
 
 (defun supervisor-which-children (supervisor)
   "A list of (NAME MUPROC-OR-NIL RESTART-TYPE :WORKER-OR-:SUPERVISOR) for
-SUPERVISOR's children, in start order.  Call from inside a muproc."
-  (%which-children* supervisor))
+SUPERVISOR's children, in start order.  Call from inside a muproc; waits without a timeout."
+  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
+    (%which-children* supervisor)))
 
 (defun supervisor-count-children (supervisor)
   "A plist (:SPECS n :ACTIVE n :SUPERVISORS n :WORKERS n) about
-SUPERVISOR's children.  Call from inside a muproc."
+SUPERVISOR's children.  Call from inside a muproc; waits without a timeout."
   (let ((children (supervisor-which-children supervisor)))
     (list :specs (length children)
           :active (count-if #'second children)

@@ -51,11 +51,21 @@ that fails logs a backtrace on its errorstream and exits with reason
              (*muproc-errorstream* (%muproc-errorstream muproc))
              (*muproc-packet* nil)
              (*receive-in-progress* nil))
-         (progv (mapcar #'car bindings) (mapcar #'cdr bindings)
-           ;; An exit sent before this thread was published is waiting.
-           (poll-signals pid)
-           (run-user-function muproc)))
+         (unwind-protect
+              (progv (mapcar #'car bindings) (mapcar #'cdr bindings)
+                ;; An exit sent before this thread was published is waiting.
+                (poll-signals pid)
+                (run-user-function muproc))
+           (log-kill muproc)))
        :normal))))
+
+(defun log-kill (muproc)
+  "The seed's line for a muproc killed from outside, once its cleanups ran."
+  (let ((reason (%muproc-kill-reason muproc)))
+    (when reason
+      (let ((name (or (%muproc-name muproc) "-")))
+        (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>."
+                                name name (first reason))))))
 
 (defun park-worker ()
   "Park until handed the next muproc; NIL when this worker should end."

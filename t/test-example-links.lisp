@@ -46,18 +46,18 @@ its standard output as lines, its error output and its exit status."
 ;;; linking-and-trapping
 
 (defun printed-child-id (id)
-  "ID if it is a child's number and name as printed, e.g. \"3 #:G601\"."
+  "ID if it is a child's number and name as printed, e.g. \"3 G601\"."
   (let ((fields (uiop:split-string id :separator " ")))
     (and (= 2 (length fields))
          (plusp (length (first fields)))
          (every (lambda (c) (or (digit-char-p c) (char= c #\.))) (first fields))
-         (uiop:string-prefix-p "#:G" (second fields))
+         (uiop:string-prefix-p "G" (second fields))
          id)))
 
 (defun child-line (line)
   "What LINE of the linking-and-trapping example says: (:EXITING id),
 (:REPORTED id period), (:TERMINATING) or (:OTHER line).  ID is the child's
-number and name as printed, e.g. \"3 #:G601\"."
+number and name as printed, e.g. \"3 G601\"."
   (let* ((exiting-prefix "#<MUPROC ")
          (exiting-suffix " :RUNNING> exiting.")
          (report-prefix "PARENT -- #<MUPROC ")
@@ -106,9 +106,9 @@ line is the parent's.  Returns the periods in the order reported."
       (mapcar #'second reported))))
 
 (deftest example-links.parent-reports-every-child ()
-  "(start-parent 3 2): each of three children prints \"#<MUPROC n #:Gk
+  "(start-parent 3 2): each of three children prints \"#<MUPROC n Gk
 :RUNNING> exiting.\", then the parent reports it as \"PARENT -- #<MUPROC n
-#:Gk :DEAD> terminated with reason (FINISHED-AFTER . p).\" with p below 2;
+Gk :DEAD> terminated with reason (FINISHED-AFTER . p).\" with p below 2;
 the last line is \"PARENT -- terminating.\" and the parent exits :NORMAL."
   (multiple-value-bind (lines reason)
       (run-scenario (link-example-function "linking-and-trapping" :start-parent) 3 2)
