@@ -182,10 +182,15 @@ static int add_timer(muproc_pid_t to, int64_t when, int64_t repeat, int kind,
                       .msg = msg};
   uint64_t new_id = t->id; /* T may fire and be freed once unlocked */
   pthread_mutex_lock(&tm.lock);
-  /* Checked under the heap lock: an exit marks TO exited before it
-   * cancels TO's timers under this lock, so either we see TO dead here or
-   * its exit finds this timer. */
-  int rc = proc_alive_pid(to) ? heap_push(t) : MUPROC_ESRCH;
+  /* Push, then look: an exit marks TO exited, then looks at the timer
+   * count (timer_cancel_for).  With both in this order (sequentially
+   * consistent), either we see TO dead here and take the timer back, or
+   * its exit sees the timer and cancels it. */
+  int rc = heap_push(t);
+  if (rc == 0 && !proc_alive_pid(to)) {
+    heap_remove(t);
+    rc = MUPROC_ESRCH;
+  }
   bool earliest = rc == 0 && t->index == 0;
   pthread_mutex_unlock(&tm.lock);
   if (rc != 0) {
