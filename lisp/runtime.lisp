@@ -63,18 +63,29 @@ SETF-able."
   (muproc.ffi:%set-thread-cap cap)
   cap)
 
-(defun muproc-trim-workers (&key (keep 0) (timeout 5))
+(defun muproc-trim-workers (&key (keep 0) (timeout 10))
   "End parked worker threads beyond the KEEP most recently parked, and wait
-(at most TIMEOUT seconds) until they have left.  Returns how many were told
-to end."
-  (let* ((before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
+(at most TIMEOUT seconds in all) until they have ended.  Returns how many
+were told to end."
+  (let* ((parked (loop for thread being the hash-keys of *worker-threads*
+                         using (hash-value state)
+                       when (eq state :parked) collect thread))
+         (before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
          (n (muproc.ffi:%worker-trim keep))
          (deadline (+ (get-internal-real-time)
                       (* timeout internal-time-units-per-second))))
-    (sb-thread:with-mutex (*exit-lock*)
-      (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
-                       (< (get-internal-real-time) deadline))
-            do (wait-for-exit-event 0.1)))
+    (flet ((seconds-left ()
+             (max 0 (/ (- deadline (get-internal-real-time))
+                       internal-time-units-per-second))))
+      ;; Told to end, each leaves the worker table, then libmuproc's count.
+      (sb-thread:with-mutex (*exit-lock*)
+        (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
+                         (plusp (seconds-left)))
+              do (wait-for-exit-event 0.1)))
+      ;; Then wait for the threads themselves, so none is left behind.
+      (dolist (thread parked)
+        (unless (gethash thread *worker-threads*)
+          (sb-thread:join-thread thread :default nil :timeout (seconds-left)))))
     n))
 
 (defun muproc-runtime-stats ()
