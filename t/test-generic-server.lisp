@@ -6,7 +6,8 @@
 ;;;; server ends (TERMINATE on each), LINKED-EXIT, UNHANDLED-MESSAGE, and
 ;;;; handlers redefined while the server runs.
 ;;;;
-;;;; Server types are packages, defined below; the tests live in their own
+;;;; Server types are packages (the area server is the example's, the
+;;;; others are defined below); the tests live in their own
 ;;;; package so that none of these names meets another suite's.  Every
 ;;;; server gets a string stream as errorstream (its log lines are checked
 ;;;; there, and stay out of the TAP output).  Synchronisation is by
@@ -14,9 +15,15 @@
 
 ;;; Server types
 
-(defpackage #:muproc-tests.gs-area
-  (:use #:common-lisp #:muproc #:muproc.generic-server)
-  (:documentation "The seed's generic area server, as on its slide."))
+;;; The seed's generic area server is examples/generic-area-server.lisp,
+;;; loaded (without running its MAIN) as the examples suite does, so that
+;;; the seed session below tests the example's code rather than a copy.
+;;; Loaded at compile time too: this file's forms name its package.
+
+(eval-when (:compile-toplevel :load-toplevel :execute)
+  (unless (find-package '#:muproc-examples)
+    (load (asdf:system-relative-pathname "muproc" "examples/load-muproc.lisp")))
+  (uiop:symbol-call '#:muproc-examples '#:load-example "generic-area-server"))
 
 (defpackage #:muproc-tests.gs-counter
   (:use #:common-lisp #:muproc #:muproc.generic-server)
@@ -32,41 +39,9 @@ only: no LINKED-EXIT, no UNHANDLED-MESSAGE, no default server name."))
 (defpackage #:muproc-tests.generic-server
   (:use #:common-lisp #:muproc #:muproc.generic-server #:fiveam)
   (:import-from #:muproc-tests #:deftest #:now #:seconds-since)
-  (:documentation "The generic-server suite."))
-
-;;; The seed's generic area server (slide "generic server"), verbatim.
-
-(in-package #:muproc-tests.gs-area)
-
-(muproc-default-server-name generic-area-server)
-
-(defclass area-server-state ()
-  ((count :initform 0
-          :accessor area-server-count)))
-
-(defun initialize ()
-  (muproc-log-errorstream "GENERIC AREA SERVER initializing.")
-  (make-instance 'area-server-state))
-
-(defun terminate (state)
-  (muproc-log-errorstream
-   "GENERIC AREA SERVER terminating (count=~a)."
-   (area-server-count state)))
-
-(muproc-define-call-handler generic-add-square (state from x)
-  (incf (area-server-count state) (* x x)))
-
-(muproc-define-call-handler generic-add-rectangle (state from x y)
-  (incf (area-server-count state) (* x y)))
-
-(muproc-define-call-handler generic-get-areas (state from)
-  (area-server-count state))
-
-(defun start-generic-area-server ()
-  (muproc ()
-    (muproc-spawn 'generic-area-server
-                  (lambda () (muproc-generic-start))
-                  nil)))
+  (:local-nicknames (#:gs-area #:muproc-example.generic-area-server))
+  (:documentation "The generic-server suite; GS-AREA is the package of
+examples/generic-area-server.lisp."))
 
 ;;; A counter with every callback.
 
@@ -283,18 +258,18 @@ muproc; in MUPROC forms (generic-add-square 10) => 100, (generic-get-areas)
 (generic-add-rectangle 10 30) => 400.  The server logs
 \"HH:MM:SS.mmm GENERIC-AREA-SERVER GENERIC AREA SERVER initializing.\" and,
 stopped, \"... terminating (count=400).\""
-  (let ((server (muproc-tests.gs-area::start-generic-area-server)))
+  (let ((server (gs-area::start-generic-area-server)))
     (push server *servers*)
     (is (muproc-p server))
-    (is (eq 'muproc-tests.gs-area::generic-area-server (muproc-name server)))
-    (is (eql 100 (client (muproc-tests.gs-area::generic-add-square 10))))
-    (is (eql 100 (client (muproc-tests.gs-area::generic-get-areas))))
-    (is (eql 100 (client (muproc-tests.gs-area::generic-get-areas*
-                          'muproc-tests.gs-area::generic-area-server))))
-    (is (eql 400 (client (muproc-tests.gs-area::generic-add-rectangle 10 30))))
-    (is (eq t (client (muproc-generic-stop 'muproc-tests.gs-area::generic-area-server))))
+    (is (eq 'gs-area::generic-area-server (muproc-name server)))
+    (is (eql 100 (client (gs-area::generic-add-square 10))))
+    (is (eql 100 (client (gs-area::generic-get-areas))))
+    (is (eql 100 (client (gs-area::generic-get-areas*
+                          'gs-area::generic-area-server))))
+    (is (eql 400 (client (gs-area::generic-add-rectangle 10 30))))
+    (is (eq t (client (muproc-generic-stop 'gs-area::generic-area-server))))
     (is (eq :normal (exit-reason server)))
-    (is (null (muproc-find 'muproc-tests.gs-area::generic-area-server)))
+    (is (null (muproc-find 'gs-area::generic-area-server)))
     (let ((lines (text-lines (log-text))))
       (is (= 2 (length lines)) "Expected two log lines, got:~%~{~a~%~}" lines)
       (is (log-line-p (first lines) "GENERIC-AREA-SERVER"
@@ -309,9 +284,9 @@ stopped, \"... terminating (count=400).\""
 handler CALL-HANDLER/NAME (the seed's expansion); handler lambda lists take
 &optional and &rest parameters, and a call returns all the handler's values."
   (dolist (name '("GENERIC-ADD-SQUARE" "GENERIC-ADD-SQUARE*"))
-    (is (eq :external (nth-value 1 (find-symbol name '#:muproc-tests.gs-area)))
+    (is (eq :external (nth-value 1 (find-symbol name '#:muproc-example.generic-area-server)))
         "~a is not exported" name))
-  (is (fboundp (find-symbol "CALL-HANDLER/GENERIC-ADD-SQUARE" '#:muproc-tests.gs-area)))
+  (is (fboundp (find-symbol "CALL-HANDLER/GENERIC-ADD-SQUARE" '#:muproc-example.generic-area-server)))
   (let ((server (start-server 'muproc-tests.gs-counter:counter '#:muproc-tests.gs-counter)))
     (is (equal '((1 :b-default) (1 2) (1 2 3 4) (1 2 3 4))
                (client (list (multiple-value-list (muproc-tests.gs-counter::values-of 1))

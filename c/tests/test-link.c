@@ -11,182 +11,14 @@
  * Sizes: MUPROC_TEST_N (processes in the chain and the fan; default 1000,
  * 100 under ThreadSanitizer and valgrind) and MUPROC_TEST_ITERS (rounds of
  * the race cases; default 3000, 300 there). */
-#include "tap.h"
+#include "muproc-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOW_BUILD 1
-#endif
-#endif
-#ifndef SLOW_BUILD
-#define SLOW_BUILD 0
-#endif
-
-static muproc_atom_t a_normal, a_noproc, a_true, a_boom, a_bye, k_from,
-    k_reason, k_link, k_terminated, k_monitor, k_n, k_die, k_ready;
-
-static int env_size(const char *name, int dflt, int slow_dflt) {
-  const char *s = getenv(name);
-  int v = s ? atoi(s) : 0;
-  if (v > 0)
-    return v;
-  return (SLOW_BUILD || tap_under_valgrind()) ? slow_dflt : dflt;
-}
+static muproc_atom_t k_die, k_ready;
 
 static void init_ok(uint32_t max_procs) {
-  CHECK_OK(muproc_init(max_procs, 0));
-  a_normal = ATOM("normal");
-  a_noproc = ATOM("noproc");
-  a_true = ATOM("true");
-  a_boom = ATOM("boom");
-  a_bye = ATOM("bye");
-  k_from = ATOM("from");
-  k_reason = ATOM("reason");
-  k_link = ATOM("link");
-  k_terminated = ATOM("terminated");
-  k_monitor = ATOM("monitor");
-  k_n = ATOM("n");
+  test_init(max_procs);
   k_die = ATOM("die");
   k_ready = ATOM("ready");
-}
-
-static int64_t in_secs(double s) {
-  return muproc_now_ns() + (int64_t)(s * 1e9 * tap_timeout_scale());
-}
-
-/* A Lisp-kind process run by the calling thread. */
-static muproc_pid_t bind_self(uint32_t capacity) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &p));
-  CHECK_OK(muproc_proc_start(p));
-  return p;
-}
-
-/* A Lisp-kind process nobody runs yet (state CREATED). */
-static muproc_pid_t created(void) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p));
-  return p;
-}
-
-static void exit_release(muproc_pid_t p, muproc_atom_t reason) {
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, reason));
-  CHECK_OK(muproc_proc_release(p));
-}
-
-static muproc_msg_t *msg_n(int64_t n) {
-  muproc_msg_t *m = muproc_msg_new(1, 0);
-  CHECK(m != NULL);
-  CHECK_OK(muproc_msg_put_int(m, k_n, n));
-  return m;
-}
-
-/* ---- reading notices ------------------------------------------------- */
-
-static uint64_t term_value(const muproc_msg_t *m, uint32_t i, int type) {
-  switch (type) {
-  case MUPROC_T_INT: return (uint64_t)muproc_msg_int(m, i);
-  case MUPROC_T_ATOM: return muproc_msg_atom(m, i);
-  case MUPROC_T_PID: return muproc_msg_pid(m, i);
-  case MUPROC_T_REF: return muproc_msg_ref(m, i);
-  case MUPROC_T_HANDLE: return muproc_msg_handle(m, i);
-  default: return 0;
-  }
-}
-
-static void check_term(const char *file, int line, const muproc_msg_t *m,
-                       muproc_atom_t key, int type, uint64_t value) {
-  int i = muproc_msg_find(m, key);
-  int t;
-  uint64_t v;
-  if (i < 0)
-    tap_fail(file, line, "notice has no key '%s'", muproc_atom_name(key, NULL));
-  t = muproc_msg_type(m, (uint32_t)i);
-  if (t != type)
-    tap_fail(file, line, "notice key '%s': type %d, want %d",
-             muproc_atom_name(key, NULL), t, type);
-  v = term_value(m, (uint32_t)i, type);
-  if (v != value)
-    tap_fail(file, line, "notice key '%s': value %#llx, want %#llx",
-             muproc_atom_name(key, NULL), (unsigned long long)v,
-             (unsigned long long)value);
-}
-
-static void check_no_key(const char *file, int line, const muproc_msg_t *m,
-                         muproc_atom_t key) {
-  if (muproc_msg_find(m, key) >= 0)
-    tap_fail(file, line, "notice has an unexpected key '%s'",
-             muproc_atom_name(key, NULL));
-}
-
-/* An exit signal: kind EXIT, from: FROM  reason: RT/RV, and link: true
- * exactly when LINK. */
-static void check_exit_signal(const char *file, int line, const muproc_msg_t *m,
-                              muproc_pid_t from, int rt, uint64_t rv,
-                              int link) {
-  if (muproc_msg_kind(m) != MUPROC_K_EXIT)
-    tap_fail(file, line, "kind %d, want MUPROC_K_EXIT", muproc_msg_kind(m));
-  check_term(file, line, m, k_from, MUPROC_T_PID, from);
-  check_term(file, line, m, k_reason, rt, rv);
-  if (link)
-    check_term(file, line, m, k_link, MUPROC_T_ATOM, a_true);
-  else
-    check_no_key(file, line, m, k_link);
-  check_no_key(file, line, m, k_terminated);
-}
-#define CHECK_EXIT_SIGNAL(m, from, rt, rv, link)                               \
-  check_exit_signal(__FILE__, __LINE__, m, from, rt, rv, link)
-
-/* A trapped exit: an ordinary message  terminated: FROM  reason: RT/RV,
- * plus link: true exactly when LINK (it came over a link); never
- * 'monitor' or 'from'. */
-static void check_trapped(const char *file, int line, const muproc_msg_t *m,
-                          muproc_pid_t from, int rt, uint64_t rv, int link) {
-  if (muproc_msg_kind(m) != MUPROC_K_MESSAGE)
-    tap_fail(file, line, "kind %d, want MUPROC_K_MESSAGE", muproc_msg_kind(m));
-  check_term(file, line, m, k_terminated, MUPROC_T_PID, from);
-  check_term(file, line, m, k_reason, rt, rv);
-  if (link)
-    check_term(file, line, m, k_link, MUPROC_T_ATOM, a_true);
-  else
-    check_no_key(file, line, m, k_link);
-  check_no_key(file, line, m, k_monitor);
-  check_no_key(file, line, m, k_from);
-}
-#define CHECK_TRAPPED(m, from, rt, rv, link)                                   \
-  check_trapped(__FILE__, __LINE__, m, from, rt, rv, link)
-
-/* The next signal of SELF (the caller's process), owned by the caller. */
-static muproc_msg_t *next_signal(muproc_pid_t self, int64_t deadline) {
-  muproc_msg_t *m = NULL;
-  CHECK_RC(muproc_recv_signal(self, deadline, &m), MUPROC_SIGNALLED);
-  return m;
-}
-
-/* The oldest ordinary message of SELF, taken; no signal may come first. */
-static muproc_msg_t *next_msg(muproc_pid_t self, int64_t deadline) {
-  muproc_msg_t *m = NULL;
-  CHECK_RC(muproc_recv(self, NULL, NULL, deadline, &m), 0);
-  CHECK_OK(muproc_recv_take(self, m));
-  return m;
-}
-
-static int64_t n_of(const muproc_msg_t *m) {
-  int i = muproc_msg_find(m, k_n);
-  CHECK(i >= 0);
-  return muproc_msg_int(m, (uint32_t)i);
-}
-
-static void check_empty(muproc_pid_t p) {
-  CHECK_EQ_INT(muproc_mbox_count(p), 0);
-  CHECK_EQ_INT(muproc_mbox_signal_count(p), 0);
-}
-
-static void spin(unsigned n) {
-  for (volatile unsigned i = 0; i < n; i++)
-    ;
 }
 
 /* ---- exit signals ------------------------------------------------------ */
@@ -259,7 +91,7 @@ static void link_exit_signal(void) {
     pthread_t t;
     muproc_atom_t reason = *reasons[i];
 
-    a = created();
+    a = created(0);
     runner_init(&r, a, reason);
     t = THREAD(runner_main, &r);
     runner_wait_started(&r);
@@ -315,7 +147,7 @@ static void link_c_muproc_returns(void) {
   self = bind_self(0);
   l.parent = self;
   l.child = 0;
-  CHECK_OK(muproc_spawn_c(0, link_to_parent_and_return, &l, 0, &child));
+  child = spawn_c(0, link_to_parent_and_return, &l);
   m = next_signal(self, in_secs(10));
   CHECK_EXIT_SIGNAL(m, child, MUPROC_T_ATOM, a_normal, 1);
   muproc_msg_free(m);
@@ -340,8 +172,7 @@ static void *wait_for_signal(void *arg) {
   CHECK_OK(muproc_proc_start(w->pid));
   atomic_store(&w->ready, 1);
   w->rc = muproc_recv(w->pid, NULL, NULL, MUPROC_FOREVER, &w->got);
-  CHECK_OK(muproc_proc_exit(w->pid, MUPROC_T_ATOM, a_normal));
-  CHECK_OK(muproc_proc_release(w->pid));
+  exit_release(w->pid, a_normal);
   return NULL;
 }
 
@@ -355,7 +186,7 @@ static void link_two_way(void) {
   self = bind_self(0);
 
   /* Linked by the other end's call; the other end exits. */
-  a = created();
+  a = created(0);
   CHECK_OK(muproc_link(a, self));
   CHECK_OK(muproc_proc_exit(a, MUPROC_T_INT, 42));
   m = next_signal(self, MUPROC_NOWAIT);
@@ -365,7 +196,7 @@ static void link_two_way(void) {
 
   /* Linked by our call; we exit and the other end, blocked in receive,
    * is woken by the signal. */
-  b = created();
+  b = created(0);
   CHECK_OK(muproc_link(self, b));
   memset(&w, 0, sizeof w);
   w.pid = b;
@@ -396,7 +227,7 @@ static void link_trap_exits(void) {
   CHECK_EQ_INT(muproc_proc_trap_exits(self), 1);
   CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 1), 1);
 
-  a = created();
+  a = created(0);
   CHECK_OK(muproc_link(self, a));
   CHECK_OK(muproc_send(self, msg_n(1)));
   CHECK_OK(muproc_send(self, msg_n(2)));
@@ -418,7 +249,7 @@ static void link_trap_exits(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
 
   /* A normal exit is trapped the same way. */
-  a = created();
+  a = created(0);
   CHECK_OK(muproc_link(a, self));
   CHECK_OK(muproc_send(self, msg_n(4)));
   exit_release(a, a_normal);
@@ -430,7 +261,7 @@ static void link_trap_exits(void) {
   muproc_msg_free(m);
 
   /* And noproc too. */
-  dead = created();
+  dead = created(0);
   exit_release(dead, a_normal);
   CHECK_OK(muproc_link(self, dead));
   CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
@@ -440,7 +271,7 @@ static void link_trap_exits(void) {
 
   /* Trapping off again: signals again. */
   CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 0), 1);
-  a = created();
+  a = created(0);
   CHECK_OK(muproc_link(self, a));
   exit_release(a, a_bye);
   CHECK_EQ_INT(muproc_mbox_count(self), 0);
@@ -471,32 +302,22 @@ static void check_noproc_link(muproc_pid_t self, muproc_pid_t dead) {
 
 static void link_noproc(void) {
   muproc_pid_t self, exited, released, stale, reuse = 0, never, x;
-  int tries = 0;
 
   init_ok(8);
   self = bind_self(0);
 
-  exited = created();
+  exited = created(0);
   CHECK_OK(muproc_proc_exit(exited, MUPROC_T_ATOM, a_normal));
   check_noproc_link(self, exited);
   CHECK_OK(muproc_proc_release(exited));
 
-  released = created();
+  released = created(0);
   exit_release(released, a_normal);
   check_noproc_link(self, released);
 
   /* A stale pid whose slot now holds another process: the newcomer is
    * not linked. */
-  stale = created();
-  exit_release(stale, a_normal);
-  for (;;) {
-    CHECK(++tries < 100);
-    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &reuse));
-    if (MUPROC_PID_NUMBER(reuse) == MUPROC_PID_NUMBER(stale))
-      break;
-    exit_release(reuse, a_normal);
-  }
-  CHECK(reuse != stale);
+  stale = stale_pid(&reuse);
   check_noproc_link(self, stale);
   CHECK_EQ_INT(muproc_links(reuse, NULL, 0), 0);
   /* The newcomer linking to the stale pid of its own slot: noproc too. */
@@ -515,7 +336,7 @@ static void link_noproc(void) {
   CHECK_RC(muproc_link(self, self), MUPROC_EINVAL);
   CHECK_RC(muproc_link(self, 0), MUPROC_EINVAL);
   CHECK_RC(muproc_link(0, self), MUPROC_EINVAL);
-  x = created();
+  x = created(0);
   CHECK_OK(muproc_proc_exit(x, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_link(x, self), MUPROC_ESRCH); /* A exited */
   CHECK_OK(muproc_proc_release(x));
@@ -545,7 +366,7 @@ static void link_list_idempotent_unlink(void) {
   init_ok(0);
   self = bind_self(0);
   for (i = 0; i < 3; i++) {
-    p[i] = created();
+    p[i] = created(0);
     CHECK_OK(muproc_link(self, p[i]));
   }
   CHECK_OK(muproc_link(self, p[0])); /* again: no-op */
@@ -595,69 +416,29 @@ static void link_list_idempotent_unlink(void) {
 
 /* ---- races with an exit ------------------------------------------------ */
 
-/* Each round the main thread creates a process A and a racer thread
- * starts it; both pass a barrier, then the racer exits and releases A
- * while the main thread links to it (or unlinks from it). */
-struct race {
-  pthread_barrier_t b0, b1, b2;
-  muproc_pid_t a;
-  int iters;
-};
-
-static void *race_exiter(void *arg) {
-  struct race *r = arg;
-  int i;
-  for (i = 0; i < r->iters; i++) {
-    pthread_barrier_wait(&r->b0);
-    CHECK_OK(muproc_proc_start(r->a));
-    pthread_barrier_wait(&r->b1);
-    if (i % 2)
-      spin((unsigned)(i * 7919) % 2000);
-    CHECK_OK(muproc_proc_exit(r->a, MUPROC_T_ATOM, a_bye));
-    CHECK_OK(muproc_proc_release(r->a));
-    pthread_barrier_wait(&r->b2);
-  }
-  return NULL;
-}
-
-static void race_init(struct race *r, int iters) {
-  memset(r, 0, sizeof *r);
-  r->iters = iters;
-  CHECK_EQ_INT(pthread_barrier_init(&r->b0, NULL, 2), 0);
-  CHECK_EQ_INT(pthread_barrier_init(&r->b1, NULL, 2), 0);
-  CHECK_EQ_INT(pthread_barrier_init(&r->b2, NULL, 2), 0);
-}
-
-static void race_destroy(struct race *r) {
-  pthread_barrier_destroy(&r->b0);
-  pthread_barrier_destroy(&r->b1);
-  pthread_barrier_destroy(&r->b2);
-}
+/* Each round (struct race, muproc-test.h) the main thread creates a
+ * process A and a racer thread starts it; both pass a barrier, then the
+ * racer exits and releases A while the main thread links to it (or
+ * unlinks from it). */
 
 /* A link racing the target's exit yields exactly one notice: the exit's
  * (reason bye) or noproc.  Every other round traps exits. */
 static void link_races_exit(void) {
   struct race r;
   muproc_pid_t self;
-  pthread_t t;
   int i, told = 0, noproc = 0;
 
   init_ok(0);
   self = bind_self(0);
-  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
-  t = THREAD(race_exiter, &r);
+  race_begin(&r);
   for (i = 0; i < r.iters; i++) {
     int trap = i % 4 >= 2;
     muproc_msg_t *m;
-    int ri;
     muproc_atom_t reason;
 
     CHECK(muproc_proc_set_trap_exits(self, trap) >= 0);
-    r.a = created();
-    pthread_barrier_wait(&r.b0);
-    pthread_barrier_wait(&r.b1);
-    if (i % 2 == 0)
-      spin((unsigned)(i * 7919) % 2000);
+    r.a = created(0);
+    race_go(&r, i);
     CHECK_OK(muproc_link(self, r.a));
     pthread_barrier_wait(&r.b2);
     /* Both returned: whatever is owed has been delivered. */
@@ -666,9 +447,7 @@ static void link_races_exit(void) {
       m = next_msg(self, MUPROC_NOWAIT);
     else
       m = next_signal(self, MUPROC_NOWAIT);
-    ri = muproc_msg_find(m, k_reason);
-    CHECK(ri >= 0);
-    reason = muproc_msg_atom(m, (uint32_t)ri);
+    reason = reason_of(m);
     CHECK(reason == a_bye || reason == a_noproc);
     if (trap)
       CHECK_TRAPPED(m, r.a, MUPROC_T_ATOM, reason, 1);
@@ -680,8 +459,7 @@ static void link_races_exit(void) {
     CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
     CHECK_EQ_INT(muproc_links(self, NULL, 0), 0);
   }
-  JOIN(t);
-  race_destroy(&r);
+  race_end(&r);
   tap_diag("link vs exit: %d linked before the exit, %d noproc", told,
            noproc);
   check_empty(self);
@@ -693,21 +471,16 @@ static void link_races_exit(void) {
 static void unlink_races_exit(void) {
   struct race r;
   muproc_pid_t self;
-  pthread_t t;
   int i, before = 0;
 
   init_ok(0);
   self = bind_self(0);
-  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
-  t = THREAD(race_exiter, &r);
+  race_begin(&r);
   for (i = 0; i < r.iters; i++) {
     int64_t c0;
-    r.a = created();
+    r.a = created(0);
     CHECK_OK(muproc_link(self, r.a));
-    pthread_barrier_wait(&r.b0);
-    pthread_barrier_wait(&r.b1);
-    if (i % 2 == 0)
-      spin((unsigned)(i * 7919) % 2000);
+    race_go(&r, i);
     CHECK_OK(muproc_unlink(self, r.a));
     c0 = muproc_mbox_signal_count(self);
     CHECK(c0 == 0 || c0 == 1);
@@ -723,8 +496,7 @@ static void unlink_races_exit(void) {
     }
     CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
   }
-  JOIN(t);
-  race_destroy(&r);
+  race_end(&r);
   tap_diag("unlink vs exit: %d told before the unlink, %d not", before,
            r.iters - before);
   check_empty(self);
@@ -815,7 +587,7 @@ static void link_chain(void) {
     args[i].c = &c;
     args[i].i = i;
     c.prev[i] = i ? c.pids[i - 1] : 0;
-    CHECK_OK(muproc_spawn_c(0, chain_member, &args[i], 0, &c.pids[i]));
+    c.pids[i] = spawn_c(0, chain_member, &args[i]);
   }
   /* Every member has linked once all said ready. */
   for (i = 0; i < n; i++) {
@@ -893,7 +665,7 @@ static void link_fan(void) {
   for (round = 0; round < 2; round++) { /* not trapping, then trapping */
     CHECK(muproc_proc_set_trap_exits(self, round) >= 0);
     for (i = 0; i < n; i++) {
-      pids[i] = created();
+      pids[i] = created(0);
       if (i % 2)
         CHECK_OK(muproc_link(self, pids[i]));
       else
@@ -969,7 +741,7 @@ static void send_exit(void) {
 
   /* From another process, to us (not trapping): an exit signal without
    * 'link'.  It does not make us exit. */
-  other = created();
+  other = created(0);
   s.as = other;
   s.to = self;
   s.type = MUPROC_T_ATOM;
@@ -1009,7 +781,7 @@ static void send_exit(void) {
    * the capacity (1, already used). */
   CHECK(muproc_proc_set_trap_exits(self, 1) >= 0);
   CHECK_OK(muproc_send(self, msg_n(1)));
-  other = created();
+  other = created(0);
   s.as = other;
   s.type = MUPROC_T_ATOM;
   s.value = a_bye;
@@ -1025,14 +797,14 @@ static void send_exit(void) {
   muproc_msg_free(m);
 
   /* Errors. */
-  dead = created();
+  dead = created(0);
   exit_release(dead, a_normal);
   CHECK_RC(muproc_send_exit(dead, MUPROC_T_ATOM, a_boom), MUPROC_ESRCH);
   CHECK_RC(muproc_send_exit(0, MUPROC_T_ATOM, a_boom), MUPROC_EINVAL);
   CHECK_RC(muproc_send_exit(self, MUPROC_T_STRING, 0), MUPROC_EINVAL);
   CHECK_RC(muproc_send_exit(self, MUPROC_T_DOUBLE, 0), MUPROC_EINVAL);
   CHECK_RC(muproc_send_exit(self, 99, 0), MUPROC_EINVAL);
-  dead = created();
+  dead = created(0);
   CHECK_OK(muproc_proc_exit(dead, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_send_exit(dead, MUPROC_T_ATOM, a_boom), MUPROC_ESRCH);
   CHECK_OK(muproc_proc_release(dead));
@@ -1081,10 +853,10 @@ static void exit_reason_handle(void) {
 
   init_ok(0);
   self = bind_self(0);
-  a = created();
-  l1 = created();
-  l2 = created();
-  l3 = created();
+  a = created(0);
+  l1 = created(0);
+  l2 = created(0);
+  l3 = created(0);
   CHECK(muproc_proc_set_trap_exits(l3, 1) == 0);
   CHECK_OK(muproc_link(self, a));
   CHECK_OK(muproc_link(l1, a));
@@ -1172,7 +944,7 @@ static void poke_busy_lisp_process(void) {
   CHECK_RC(p.first_rc, MUPROC_ETIMEDOUT);
 
   /* A linked process exits: the exit signal pokes us. */
-  a = created();
+  a = created(0);
   CHECK_OK(muproc_link(self, a));
   exit_release(a, a_boom);
   JOIN(t);
@@ -1227,9 +999,9 @@ static void poke_waiting_receiver(void) {
   self = bind_self(0);
   CHECK_RC(muproc_poke_wait(MUPROC_NOWAIT, buf, 8), MUPROC_ETIMEDOUT);
   for (r = 0; r < ROUNDS; r++) {
-    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &q));
+    q = created(0);
     t = THREAD(recv_one_signal, &q);
-    WAIT_UNTIL(muproc_proc_state(q) == MUPROC_S_WAITING, 10);
+    WAIT_STATE(q, MUPROC_S_WAITING, 10);
     CHECK_OK(muproc_signal_send(q, MUPROC_K_INTERRUPT, msg_n(1)));
     JOIN(t); /* it woke by itself */
     /* A marker poke after it: Q's, if any, came first. */

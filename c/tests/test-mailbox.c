@@ -1,43 +1,23 @@
 /* test-mailbox.c - sending and receiving: order, cursors, filters,
  * deadlines, blocking, the priority lane, capacity, ownership. */
-#include "tap.h"
+#include "muproc-test.h"
 
-static muproc_atom_t normal, kn, ka, kb, kc, kd, kwanted;
+static muproc_atom_t ka, kb, kc, kd, kwanted;
 
 /* Every case runs with the main thread as the receiver of a process. */
 static muproc_pid_t setup(uint32_t capacity) {
-  muproc_pid_t self = 0;
-  CHECK_OK(muproc_init(0, 0));
-  normal = ATOM("normal");
-  kn = ATOM("n");
+  test_init(0);
   ka = ATOM("a");
   kb = ATOM("b");
   kc = ATOM("c");
   kd = ATOM("d");
   kwanted = ATOM("wanted");
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &self));
-  CHECK_OK(muproc_proc_start(self));
-  return self;
+  return bind_self(capacity);
 }
 
 static void teardown(muproc_pid_t self) {
-  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(self)); /* frees what is still queued */
+  exit_release(self, a_normal); /* frees what is still queued */
   MUPROC_FINISH();
-}
-
-/* A message {:n N}. */
-static muproc_msg_t *msg_n(int64_t n) {
-  muproc_msg_t *m = muproc_msg_new(1, 0);
-  CHECK(m != NULL);
-  CHECK_OK(muproc_msg_put_int(m, kn, n));
-  return m;
-}
-
-static int64_t n_of(const muproc_msg_t *m) {
-  int i = muproc_msg_find(m, kn);
-  CHECK(i >= 0);
-  return muproc_msg_int(m, (uint32_t)i);
 }
 
 static void send_n(muproc_pid_t to, int64_t n) { CHECK_OK(muproc_send(to, msg_n(n))); }
@@ -160,7 +140,7 @@ static void send_keys(muproc_pid_t to, int64_t n, int nkeys,
   CHECK(m != NULL);
   for (i = 0; i < nkeys; i++)
     CHECK_OK(muproc_msg_put_atom(m, keys[i], keys[i]));
-  CHECK_OK(muproc_msg_put_int(m, kn, n));
+  CHECK_OK(muproc_msg_put_int(m, k_n, n));
   CHECK_OK(muproc_send(to, m));
 }
 
@@ -174,7 +154,7 @@ static void mbox_filter(void) {
   uint32_t f_d[] = {1, 1, kd};
   uint32_t f_all[] = {1, 0};
   uint32_t f_d_or_all[] = {2, 1, kd, 0};
-  uint32_t f_n[] = {1, 1, kn};
+  uint32_t f_n[] = {1, 1, k_n};
   muproc_msg_t *m = NULL;
 
   send_keys(self, 0, 1, k0);
@@ -267,8 +247,7 @@ static void *blocked_receiver(void *arg) {
     muproc_msg_free(m); /* a signal belongs to the caller */
   }
   atomic_store(&b->phase, 2);
-  CHECK_OK(muproc_proc_exit(b->pid, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(b->pid));
+  exit_release(b->pid, a_normal);
   return NULL;
 }
 
@@ -278,17 +257,15 @@ static void mbox_blocked_recv_wakes(void) {
   pthread_t t;
   int64_t until;
 
-  CHECK_OK(muproc_init(0, 0));
-  normal = ATOM("normal");
-  kn = ATOM("n");
+  test_init(0);
   kd = ATOM("d");
   kwanted = ATOM("wanted");
   memset(&b, 0, sizeof b);
   atomic_init(&b.phase, 0);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &b.pid));
+  b.pid = created(0);
   send_n(b.pid, 1); /* the cursor: the receiver waits for what follows */
   t = THREAD(blocked_receiver, &b);
-  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+  WAIT_STATE(b.pid, MUPROC_S_WAITING, 10);
 
   /* Fails the filter: the receiver must stay blocked.  (Bounded look.) */
   send_n(b.pid, 2);
@@ -297,7 +274,7 @@ static void mbox_blocked_recv_wakes(void) {
     CHECK_EQ_INT(atomic_load(&b.phase), 0);
     tap_pause();
   }
-  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+  WAIT_STATE(b.pid, MUPROC_S_WAITING, 10);
   CHECK_EQ_INT(atomic_load(&b.phase), 0);
 
   m = msg_n(3);
@@ -309,7 +286,7 @@ static void mbox_blocked_recv_wakes(void) {
   CHECK_EQ_INT(b.count_after, 3); /* found, not taken */
 
   /* Blocked again on a filter nothing passes: a signal still wakes it. */
-  WAIT_UNTIL(muproc_proc_state(b.pid) == MUPROC_S_WAITING, 10);
+  WAIT_STATE(b.pid, MUPROC_S_WAITING, 10);
   m = msg_n(4);
   CHECK_OK(muproc_signal_send(b.pid, MUPROC_K_INTERRUPT, m));
   JOIN(t);
@@ -402,13 +379,12 @@ static void mbox_capacity(void) {
   CHECK_WALK(self, NULL, 0, 2, 3);
 
   /* Capacity 0 is unbounded. */
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &wide));
+  wide = created(0);
   CHECK_EQ_INT(muproc_mbox_capacity(wide), 0);
   for (i = 0; i < 1000; i++)
     send_n(wide, i);
   CHECK_EQ_INT(muproc_mbox_count(wide), 1000);
-  CHECK_OK(muproc_proc_exit(wide, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(wide));
+  exit_release(wide, a_normal);
   teardown(self);
 }
 
@@ -428,8 +404,7 @@ static void *intrude(void *arg) {
   x->take_rc = muproc_recv_take(x->victim, x->queued);
   if (x->own) {
     x->own_recv_rc = muproc_recv(x->own, NULL, NULL, MUPROC_NOWAIT, &m);
-    CHECK_OK(muproc_proc_exit(x->own, MUPROC_T_ATOM, normal));
-    CHECK_OK(muproc_proc_release(x->own));
+    exit_release(x->own, a_normal);
   }
   return NULL;
 }
@@ -450,7 +425,7 @@ static void mbox_recv_by_other_thread(void) {
   CHECK_RC(x.recv_rc, MUPROC_EPERM);
   CHECK_RC(x.take_rc, MUPROC_EPERM);
 
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &x.own));
+  x.own = created(0);
   t = THREAD(intrude, &x); /* a thread running another process */
   JOIN(t);
   CHECK_RC(x.recv_rc, MUPROC_EPERM);
@@ -458,10 +433,9 @@ static void mbox_recv_by_other_thread(void) {
   CHECK_RC(x.own_recv_rc, MUPROC_ETIMEDOUT);
 
   /* Nobody receives for a process that was never started, not even us. */
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &idle));
+  idle = created(0);
   CHECK_RC(muproc_recv(idle, NULL, NULL, MUPROC_NOWAIT, &m), MUPROC_EPERM);
-  CHECK_OK(muproc_proc_exit(idle, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(idle));
+  exit_release(idle, a_normal);
 
   CHECK_EQ_INT(muproc_mbox_count(self), 1); /* untouched */
   CHECK_WALK(self, NULL, 1);
@@ -480,8 +454,7 @@ static void *send_from_thread(void *arg) {
   CHECK_EQ_U64(muproc_self(), s->as);
   send_n(s->to, (int64_t)s->as);
   if (s->as) {
-    CHECK_OK(muproc_proc_exit(s->as, MUPROC_T_ATOM, normal));
-    CHECK_OK(muproc_proc_release(s->as));
+    exit_release(s->as, a_normal);
   }
   return NULL;
 }
@@ -497,7 +470,7 @@ static void mbox_sender_recorded(void) {
   s.as = 0;
   t = THREAD(send_from_thread, &s);
   JOIN(t);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &other));
+  other = created(0);
   s.as = other;
   t = THREAD(send_from_thread, &s);
   JOIN(t);
@@ -527,7 +500,7 @@ static void mbox_drain_after_exit(void) {
   CHECK_OK(muproc_msg_put_new_handle(m, ka, &h));
   CHECK_OK(muproc_send(self, m));
   send_n(self, 2);
-  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, a_normal));
   late = msg_n(9);
   CHECK_RC(muproc_send(self, late), MUPROC_ESRCH);
   muproc_msg_free(late);

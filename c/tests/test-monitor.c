@@ -10,181 +10,9 @@
  *
  * MUPROC_TEST_ITERS sets the rounds of the race cases (default 3000, 300
  * under ThreadSanitizer and valgrind). */
-#include "tap.h"
+#include "muproc-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOW_BUILD 1
-#endif
-#endif
-#ifndef SLOW_BUILD
-#define SLOW_BUILD 0
-#endif
-
-static muproc_atom_t a_normal, a_noproc, a_true, a_boom, a_bye, k_from,
-    k_reason, k_link, k_terminated, k_monitor, k_n;
-
-static int env_size(const char *name, int dflt, int slow_dflt) {
-  const char *s = getenv(name);
-  int v = s ? atoi(s) : 0;
-  if (v > 0)
-    return v;
-  return (SLOW_BUILD || tap_under_valgrind()) ? slow_dflt : dflt;
-}
-
-static void init_ok(uint32_t max_procs) {
-  CHECK_OK(muproc_init(max_procs, 0));
-  a_normal = ATOM("normal");
-  a_noproc = ATOM("noproc");
-  a_true = ATOM("true");
-  a_boom = ATOM("boom");
-  a_bye = ATOM("bye");
-  k_from = ATOM("from");
-  k_reason = ATOM("reason");
-  k_link = ATOM("link");
-  k_terminated = ATOM("terminated");
-  k_monitor = ATOM("monitor");
-  k_n = ATOM("n");
-}
-
-static int64_t in_secs(double s) {
-  return muproc_now_ns() + (int64_t)(s * 1e9 * tap_timeout_scale());
-}
-
-/* A Lisp-kind process run by the calling thread. */
-static muproc_pid_t bind_self(uint32_t capacity) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &p));
-  CHECK_OK(muproc_proc_start(p));
-  return p;
-}
-
-/* A Lisp-kind process nobody runs yet (state CREATED). */
-static muproc_pid_t created(void) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p));
-  return p;
-}
-
-static void exit_release(muproc_pid_t p, muproc_atom_t reason) {
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, reason));
-  CHECK_OK(muproc_proc_release(p));
-}
-
-static muproc_msg_t *msg_n(int64_t n) {
-  muproc_msg_t *m = muproc_msg_new(1, 0);
-  CHECK(m != NULL);
-  CHECK_OK(muproc_msg_put_int(m, k_n, n));
-  return m;
-}
-
-/* ---- reading notices ------------------------------------------------- */
-
-static uint64_t term_value(const muproc_msg_t *m, uint32_t i, int type) {
-  switch (type) {
-  case MUPROC_T_INT: return (uint64_t)muproc_msg_int(m, i);
-  case MUPROC_T_ATOM: return muproc_msg_atom(m, i);
-  case MUPROC_T_PID: return muproc_msg_pid(m, i);
-  case MUPROC_T_REF: return muproc_msg_ref(m, i);
-  case MUPROC_T_HANDLE: return muproc_msg_handle(m, i);
-  default: return 0;
-  }
-}
-
-static void check_term(const char *file, int line, const muproc_msg_t *m,
-                       muproc_atom_t key, int type, uint64_t value) {
-  int i = muproc_msg_find(m, key);
-  int t;
-  uint64_t v;
-  if (i < 0)
-    tap_fail(file, line, "notice has no key '%s'", muproc_atom_name(key, NULL));
-  t = muproc_msg_type(m, (uint32_t)i);
-  if (t != type)
-    tap_fail(file, line, "notice key '%s': type %d, want %d",
-             muproc_atom_name(key, NULL), t, type);
-  v = term_value(m, (uint32_t)i, type);
-  if (v != value)
-    tap_fail(file, line, "notice key '%s': value %#llx, want %#llx",
-             muproc_atom_name(key, NULL), (unsigned long long)v,
-             (unsigned long long)value);
-}
-
-static void check_no_key(const char *file, int line, const muproc_msg_t *m,
-                         muproc_atom_t key) {
-  if (muproc_msg_find(m, key) >= 0)
-    tap_fail(file, line, "notice has an unexpected key '%s'",
-             muproc_atom_name(key, NULL));
-}
-
-/* An exit signal: kind EXIT, from: FROM  reason: RT/RV, and link: true
- * exactly when LINK. */
-static void check_exit_signal(const char *file, int line, const muproc_msg_t *m,
-                              muproc_pid_t from, int rt, uint64_t rv,
-                              int link) {
-  if (muproc_msg_kind(m) != MUPROC_K_EXIT)
-    tap_fail(file, line, "kind %d, want MUPROC_K_EXIT", muproc_msg_kind(m));
-  check_term(file, line, m, k_from, MUPROC_T_PID, from);
-  check_term(file, line, m, k_reason, rt, rv);
-  if (link)
-    check_term(file, line, m, k_link, MUPROC_T_ATOM, a_true);
-  else
-    check_no_key(file, line, m, k_link);
-  check_no_key(file, line, m, k_terminated);
-}
-#define CHECK_EXIT_SIGNAL(m, from, rt, rv, link)                               \
-  check_exit_signal(__FILE__, __LINE__, m, from, rt, rv, link)
-
-/* A trapped exit: an ordinary message  terminated: FROM  reason: RT/RV,
- * plus link: true exactly when LINK (it came over a link); never
- * 'monitor' or 'from'. */
-static void check_trapped(const char *file, int line, const muproc_msg_t *m,
-                          muproc_pid_t from, int rt, uint64_t rv, int link) {
-  if (muproc_msg_kind(m) != MUPROC_K_MESSAGE)
-    tap_fail(file, line, "kind %d, want MUPROC_K_MESSAGE", muproc_msg_kind(m));
-  check_term(file, line, m, k_terminated, MUPROC_T_PID, from);
-  check_term(file, line, m, k_reason, rt, rv);
-  if (link)
-    check_term(file, line, m, k_link, MUPROC_T_ATOM, a_true);
-  else
-    check_no_key(file, line, m, k_link);
-  check_no_key(file, line, m, k_monitor);
-  check_no_key(file, line, m, k_from);
-}
-#define CHECK_TRAPPED(m, from, rt, rv, link)                                   \
-  check_trapped(__FILE__, __LINE__, m, from, rt, rv, link)
-
-/* The next signal of SELF (the caller's process), owned by the caller. */
-static muproc_msg_t *next_signal(muproc_pid_t self, int64_t deadline) {
-  muproc_msg_t *m = NULL;
-  CHECK_RC(muproc_recv_signal(self, deadline, &m), MUPROC_SIGNALLED);
-  return m;
-}
-
-/* The oldest ordinary message of SELF, taken; no signal may come first. */
-static muproc_msg_t *next_msg(muproc_pid_t self, int64_t deadline) {
-  muproc_msg_t *m = NULL;
-  CHECK_RC(muproc_recv(self, NULL, NULL, deadline, &m), 0);
-  CHECK_OK(muproc_recv_take(self, m));
-  return m;
-}
-
-static int64_t n_of(const muproc_msg_t *m) {
-  int i = muproc_msg_find(m, k_n);
-  CHECK(i >= 0);
-  return muproc_msg_int(m, (uint32_t)i);
-}
-
-static void check_empty(muproc_pid_t p) {
-  CHECK_EQ_INT(muproc_mbox_count(p), 0);
-  CHECK_EQ_INT(muproc_mbox_signal_count(p), 0);
-}
-
-static void spin(unsigned n) {
-  for (volatile unsigned i = 0; i < n; i++)
-    ;
-}
+static void init_ok(uint32_t max_procs) { test_init(max_procs); }
 
 /* A DOWN: an ordinary message  terminated: T  reason: RT/RV  monitor: REF,
  * without 'from' or 'link'. */
@@ -212,16 +40,6 @@ static uint64_t ref_of(const muproc_msg_t *m) {
 
 /* ---- the DOWN message -------------------------------------------------- */
 
-/* A C muproc that returns when told. */
-static void return_when_told(void *arg) {
-  muproc_pid_t self = muproc_self();
-  muproc_msg_t *m = NULL;
-  (void)arg;
-  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_FOREVER, &m));
-  CHECK_OK(muproc_recv_take(self, m));
-  muproc_msg_free(m);
-}
-
 /* A thread that runs a process and exits it with an integer reason once
  * told (a message {n: REASON}). */
 static void *exit_when_told(void *arg) {
@@ -248,7 +66,7 @@ static void monitor_down(void) {
   self = bind_self(0);
 
   /* A C muproc that returns: reason normal. */
-  CHECK_OK(muproc_spawn_c(0, return_when_told, NULL, 0, &t));
+  t = spawn_c(0, block_until_told, NULL);
   CHECK_OK(muproc_monitor(self, t, &ref));
   CHECK(ref != 0);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 1);
@@ -265,7 +83,7 @@ static void monitor_down(void) {
   /* A thread-bound process, other reason; the target may be monitored
    * before it starts.  Monitoring never makes an exit signal, trapping
    * or not. */
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &u));
+  u = created(0);
   CHECK_OK(muproc_monitor(self, u, &ref2));
   CHECK(ref2 != ref && ref2 != 0);
   th = THREAD(exit_when_told, &u);
@@ -292,7 +110,7 @@ static void monitor_twice(void) {
 
   init_ok(0);
   self = bind_self(0);
-  t = created();
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &r1));
   CHECK_OK(muproc_monitor(self, t, &r2));
   CHECK(r1 != r2);
@@ -340,7 +158,6 @@ static void check_noproc_monitor(muproc_pid_t self, muproc_pid_t dead) {
 static void monitor_noproc(void) {
   muproc_pid_t self, exited, released, stale, reuse = 0, never, x;
   uint64_t ref = 0;
-  int tries = 0;
 
   init_ok(8);
   self = bind_self(1);
@@ -356,25 +173,16 @@ static void monitor_noproc(void) {
     muproc_msg_free(m);
   }
 
-  exited = created();
+  exited = created(0);
   CHECK_OK(muproc_proc_exit(exited, MUPROC_T_ATOM, a_normal));
   check_noproc_monitor(self, exited);
   CHECK_OK(muproc_proc_release(exited));
 
-  released = created();
+  released = created(0);
   exit_release(released, a_normal);
   check_noproc_monitor(self, released);
 
-  stale = created();
-  exit_release(stale, a_normal);
-  for (;;) {
-    CHECK(++tries < 100);
-    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &reuse));
-    if (MUPROC_PID_NUMBER(reuse) == MUPROC_PID_NUMBER(stale))
-      break;
-    exit_release(reuse, a_normal);
-  }
-  CHECK(reuse != stale);
+  stale = stale_pid(&reuse);
   check_noproc_monitor(self, stale);
   exit_release(reuse, a_boom); /* not monitored: nothing for us */
   check_empty(self);
@@ -383,7 +191,7 @@ static void monitor_noproc(void) {
   check_noproc_monitor(self, never);
 
   /* Errors, and nothing sent for them. */
-  x = created();
+  x = created(0);
   CHECK_RC(muproc_monitor(0, x, &ref), MUPROC_EINVAL);
   CHECK_RC(muproc_monitor(self, 0, &ref), MUPROC_EINVAL);
   CHECK_RC(muproc_monitor(self, x, NULL), MUPROC_EINVAL);
@@ -406,8 +214,8 @@ static void demonitor_before_exit(void) {
 
   init_ok(0);
   self = bind_self(0);
-  other = created();
-  t = created();
+  other = created(0);
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &ref));
   CHECK_OK(muproc_monitor(other, t, &ref2));
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 2);
@@ -430,7 +238,7 @@ static void demonitor_before_exit(void) {
   exit_release(other, a_normal);
 
   /* Demonitor, then monitor the same target again: a new ref fires. */
-  t = created();
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &ref));
   CHECK_OK(muproc_demonitor(self, ref));
   CHECK_OK(muproc_monitor(self, t, &ref2));
@@ -451,7 +259,7 @@ static void demonitor_after_down(void) {
 
   init_ok(0);
   self = bind_self(0);
-  t = created();
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &ref));
   CHECK_OK(muproc_proc_exit(t, MUPROC_T_ATOM, a_boom));
   CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT);
@@ -469,64 +277,23 @@ static void demonitor_after_down(void) {
 
 /* ---- races with an exit ------------------------------------------------ */
 
-struct race {
-  pthread_barrier_t b0, b1, b2;
-  muproc_pid_t a;
-  int iters;
-};
-
-static void *race_exiter(void *arg) {
-  struct race *r = arg;
-  int i;
-  for (i = 0; i < r->iters; i++) {
-    pthread_barrier_wait(&r->b0);
-    CHECK_OK(muproc_proc_start(r->a));
-    pthread_barrier_wait(&r->b1);
-    if (i % 2)
-      spin((unsigned)(i * 7919) % 2000);
-    CHECK_OK(muproc_proc_exit(r->a, MUPROC_T_ATOM, a_bye));
-    CHECK_OK(muproc_proc_release(r->a));
-    pthread_barrier_wait(&r->b2);
-  }
-  return NULL;
-}
-
-static void race_init(struct race *r, int iters) {
-  memset(r, 0, sizeof *r);
-  r->iters = iters;
-  CHECK_EQ_INT(pthread_barrier_init(&r->b0, NULL, 2), 0);
-  CHECK_EQ_INT(pthread_barrier_init(&r->b1, NULL, 2), 0);
-  CHECK_EQ_INT(pthread_barrier_init(&r->b2, NULL, 2), 0);
-}
-
-static void race_destroy(struct race *r) {
-  pthread_barrier_destroy(&r->b0);
-  pthread_barrier_destroy(&r->b1);
-  pthread_barrier_destroy(&r->b2);
-}
-
 /* Demonitor racing the target's exit: either 0 and no DOWN ever, or
  * ENOENT and exactly one DOWN, already queued when it returned. */
 static void demonitor_races_exit(void) {
   struct race r;
   muproc_pid_t self;
-  pthread_t t;
   int i, removed = 0, fired = 0;
 
   init_ok(0);
   self = bind_self(0);
-  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
-  t = THREAD(race_exiter, &r);
+  race_begin(&r);
   for (i = 0; i < r.iters; i++) {
     uint64_t ref = 0;
     int rc;
     int64_t queued;
-    r.a = created();
+    r.a = created(0);
     CHECK_OK(muproc_monitor(self, r.a, &ref));
-    pthread_barrier_wait(&r.b0);
-    pthread_barrier_wait(&r.b1);
-    if (i % 2 == 0)
-      spin((unsigned)(i * 7919) % 2000);
+    race_go(&r, i);
     rc = muproc_demonitor(self, ref);
     queued = muproc_mbox_count(self);
     pthread_barrier_wait(&r.b2);
@@ -548,8 +315,7 @@ static void demonitor_races_exit(void) {
     }
     CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
   }
-  JOIN(t);
-  race_destroy(&r);
+  race_end(&r);
   tap_diag("demonitor vs exit: %d removed before, %d fired", removed, fired);
   check_empty(self);
   exit_release(self, a_normal);
@@ -561,31 +327,23 @@ static void demonitor_races_exit(void) {
 static void monitor_races_exit(void) {
   struct race r;
   muproc_pid_t self;
-  pthread_t t;
   int i, told = 0, noproc = 0;
 
   init_ok(0);
   self = bind_self(0);
-  race_init(&r, env_size("MUPROC_TEST_ITERS", 3000, 300));
-  t = THREAD(race_exiter, &r);
+  race_begin(&r);
   for (i = 0; i < r.iters; i++) {
     uint64_t ref = 0;
     muproc_msg_t *m;
-    int ri;
     muproc_atom_t reason;
-    r.a = created();
-    pthread_barrier_wait(&r.b0);
-    pthread_barrier_wait(&r.b1);
-    if (i % 2 == 0)
-      spin((unsigned)(i * 7919) % 2000);
+    r.a = created(0);
+    race_go(&r, i);
     CHECK_OK(muproc_monitor(self, r.a, &ref));
     pthread_barrier_wait(&r.b2);
     CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
     CHECK_EQ_INT(muproc_mbox_count(self), 1);
     m = next_msg(self, MUPROC_NOWAIT);
-    ri = muproc_msg_find(m, k_reason);
-    CHECK(ri >= 0);
-    reason = muproc_msg_atom(m, (uint32_t)ri);
+    reason = reason_of(m);
     CHECK(reason == a_bye || reason == a_noproc);
     CHECK_DOWN(m, r.a, MUPROC_T_ATOM, reason, ref);
     muproc_msg_free(m);
@@ -594,8 +352,7 @@ static void monitor_races_exit(void) {
     CHECK_RC(muproc_demonitor(self, ref), MUPROC_ENOENT);
     CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
   }
-  JOIN(t);
-  race_destroy(&r);
+  race_end(&r);
   tap_diag("monitor vs exit: %d monitored before the exit, %d noproc", told,
            noproc);
   check_empty(self);
@@ -615,15 +372,15 @@ static void monitor_and_return(void *arg) {
 
 /* A watcher's monitors go with it; the targets live on and tell no one. */
 static void watcher_exit_drops_monitors(void) {
-  muproc_pid_t self, w, t1, t2, c = 0;
+  muproc_pid_t self, w, t1, t2;
   uint64_t wref = 0, ref = 0;
   int i;
 
   init_ok(0);
   self = bind_self(0);
-  w = created();
-  t1 = created();
-  t2 = created();
+  w = created(0);
+  t1 = created(0);
+  t2 = created(0);
   CHECK_OK(muproc_monitor(w, t1, &wref));
   CHECK_OK(muproc_monitor(w, t2, &wref));
   CHECK_OK(muproc_monitor(w, t2, &wref));
@@ -649,7 +406,7 @@ static void watcher_exit_drops_monitors(void) {
   /* C muprocs that monitor us and return: their monitors are gone while
    * we live on. */
   for (i = 0; i < 20; i++)
-    CHECK_OK(muproc_spawn_c(0, monitor_and_return, &self, 0, &c));
+    (void)spawn_c(0, monitor_and_return, &self);
   CHECK_OK(muproc_wait_c_idle(in_secs(10)));
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MONITORS), 0);
   CHECK_EQ_INT(muproc_proc_state(self), MUPROC_S_RUNNING);
@@ -668,7 +425,7 @@ static void down_to_full_mailbox(void) {
 
   init_ok(0);
   self = bind_self(2);
-  t = created();
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &ref));
   CHECK_OK(muproc_send(self, msg_n(0)));
   CHECK_OK(muproc_send(self, msg_n(1)));
@@ -703,7 +460,7 @@ static void monitor_and_link(void) {
   self = bind_self(0);
   for (trap = 0; trap < 2; trap++) {
     CHECK(muproc_proc_set_trap_exits(self, trap) >= 0);
-    t = created();
+    t = created(0);
     CHECK_OK(muproc_link(self, t));
     CHECK_OK(muproc_monitor(self, t, &ref));
     exit_release(t, a_bye);
@@ -777,13 +534,13 @@ static void many_watchers(void) {
   int i;
 
   init_ok(0);
-  target = created();
+  target = created(0);
   CHECK_EQ_INT(pthread_barrier_init(&monitored, NULL, WATCHERS + 1), 0);
   for (i = 0; i < WATCHERS; i++) {
     memset(&w[i], 0, sizeof w[i]);
     w[i].target = target;
     w[i].monitored = &monitored;
-    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 1, &w[i].pid));
+    w[i].pid = created(1);
     t[i] = THREAD(watch, &w[i]);
   }
   pthread_barrier_wait(&monitored);
@@ -805,7 +562,7 @@ static void down_handle_reason(void) {
 
   init_ok(0);
   self = bind_self(0);
-  t = created();
+  t = created(0);
   CHECK_OK(muproc_monitor(self, t, &r1));
   CHECK_OK(muproc_monitor(self, t, &r2));
   CHECK_OK(muproc_handle_new(&h));

@@ -1,23 +1,7 @@
 /* test-registry.c - registered port names. */
-#include "tap.h"
+#include "muproc-test.h"
 
-static muproc_atom_t normal;
-
-static void init_ok(void) {
-  CHECK_OK(muproc_init(0, 0));
-  normal = ATOM("normal");
-}
-
-static muproc_pid_t create(uint32_t capacity) {
-  muproc_pid_t pid = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &pid));
-  return pid;
-}
-
-static void exit_release(muproc_pid_t pid) {
-  CHECK_OK(muproc_proc_exit(pid, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(pid));
-}
+static void init_ok(void) { test_init(0); }
 
 /* Is NAME among the N atoms of BUF? */
 static int has(const muproc_atom_t *buf, int64_t n, muproc_atom_t name) {
@@ -34,8 +18,8 @@ static void registry_register_whereis_unregister(void) {
 
   init_ok();
   port = ATOM("port1");
-  p = create(0);
-  q = create(0);
+  p = created(0);
+  q = created(0);
   CHECK_RC(muproc_whereis(port, &found), MUPROC_ENOENT);
   CHECK_OK(muproc_register(port, p));
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_REGISTERED), 1);
@@ -56,8 +40,8 @@ static void registry_register_whereis_unregister(void) {
   CHECK_OK(muproc_whereis(port, &found));
   CHECK_EQ_U64(found, q);
   CHECK_OK(muproc_unregister(port));
-  exit_release(p);
-  exit_release(q);
+  exit_release(p, a_normal);
+  exit_release(q, a_normal);
   MUPROC_FINISH();
 }
 
@@ -67,8 +51,8 @@ static void registry_dead_pid(void) {
 
   init_ok();
   port = ATOM("port");
-  p = create(0);
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, normal));
+  p = created(0);
+  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_register(port, p), MUPROC_ESRCH); /* exited */
   CHECK_OK(muproc_proc_release(p));
   CHECK_RC(muproc_register(port, p), MUPROC_ESRCH); /* released */
@@ -90,8 +74,8 @@ static void registry_names_released_on_exit(void) {
   b = ATOM("b");
   c = ATOM("c");
   d = ATOM("d");
-  p = create(0);
-  q = create(0);
+  p = created(0);
+  q = created(0);
   CHECK_OK(muproc_proc_start(p)); /* p runs on this thread */
   CHECK_OK(muproc_register(a, p));
   CHECK_OK(muproc_register(b, p));
@@ -115,7 +99,7 @@ static void registry_names_released_on_exit(void) {
   CHECK(has(buf, n, a) && has(buf, n, c) && !has(buf, n, b));
 
   /* Exit (by its receiver) releases a and c, before release. */
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_whereis(a, &found), MUPROC_ENOENT);
   CHECK_RC(muproc_whereis(c, &found), MUPROC_ENOENT);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_REGISTERED), 1);
@@ -126,7 +110,7 @@ static void registry_names_released_on_exit(void) {
   CHECK_OK(muproc_proc_release(p));
 
   /* A process that exits without ever running drops its names too. */
-  CHECK_OK(muproc_proc_exit(q, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(q, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_whereis(a, &found), MUPROC_ENOENT);
   CHECK_RC(muproc_whereis(d, &found), MUPROC_ENOENT);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_REGISTERED), 0);
@@ -143,8 +127,8 @@ static void registry_send_named(void) {
   inbox = ATOM("inbox");
   small = ATOM("small");
   key = ATOM("n");
-  p = create(0);
-  tiny = create(1);
+  p = created(0);
+  tiny = created(1);
   CHECK_OK(muproc_proc_start(p));
   CHECK_OK(muproc_register(inbox, p));
   CHECK_OK(muproc_register(small, tiny));
@@ -172,11 +156,11 @@ static void registry_send_named(void) {
   CHECK_EQ_INT(muproc_mbox_count(tiny), 1);
 
   /* After the holder exits, the name is gone. */
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, a_normal));
   CHECK_RC(muproc_send_named(inbox, m), MUPROC_ENOENT);
   muproc_msg_free(m);
   CHECK_OK(muproc_proc_release(p));
-  exit_release(tiny); /* frees the queued message */
+  exit_release(tiny, a_normal); /* frees the queued message */
   MUPROC_FINISH();
 }
 
@@ -206,7 +190,7 @@ static void registry_concurrent_register(void) {
   contested = ATOM("contested");
   CHECK_EQ_INT(pthread_barrier_init(&start_line, NULL, RACERS), 0);
   for (i = 0; i < RACERS; i++) {
-    r[i].pid = create(0);
+    r[i].pid = created(0);
     t[i] = THREAD(race, &r[i]);
   }
   for (i = 0; i < RACERS; i++)
@@ -223,7 +207,7 @@ static void registry_concurrent_register(void) {
   }
   CHECK_EQ_INT(winners, 1);
   for (i = 0; i < RACERS; i++)
-    exit_release(r[i].pid);
+    exit_release(r[i].pid, a_normal);
   MUPROC_FINISH();
 }
 
@@ -263,10 +247,10 @@ static void registry_register_races_exit(void) {
     snprintf(name, sizeof name, "race-%d", i);
     race_names[i] = ATOM(name);
   }
-  r.pid = create(0);
+  r.pid = created(0);
   t = THREAD(register_many, &r);
   WAIT_UNTIL(muproc_stat(MUPROC_STAT_REGISTERED) > 0, 10);
-  CHECK_OK(muproc_proc_exit(r.pid, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(r.pid, MUPROC_T_ATOM, a_normal));
   JOIN(t);
   CHECK_EQ_INT(r.ok + r.refused, RACE_NAMES);
   CHECK(r.ok > 0);

@@ -5,30 +5,16 @@
  * N senders x M messages {:s sender :i sequence}.  M comes from the
  * environment variable MUPROC_STRESS_M (default 20000; 2000 under
  * ThreadSanitizer and valgrind, which are 10x-50x slower). */
-#include "tap.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define STRESS_SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STRESS_SLOW_BUILD 1
-#endif
-#endif
-#ifndef STRESS_SLOW_BUILD
-#define STRESS_SLOW_BUILD 0
-#endif
+#include "muproc-test.h"
 
 enum { N = 8 };
 static int M;
-static muproc_atom_t normal, ks, ki, kzero, keven, khandle;
+static muproc_atom_t ks, ki, kzero, keven, khandle;
 
 static void init_ok(uint32_t max_procs) {
-  const char *env = getenv("MUPROC_STRESS_M");
-  M = env ? atoi(env) : (STRESS_SLOW_BUILD || tap_under_valgrind()) ? 2000
-                                                                     : 20000;
+  M = env_size("MUPROC_STRESS_M", 20000, 2000);
   CHECK(M > 0);
-  CHECK_OK(muproc_init(max_procs, 0));
-  normal = ATOM("normal");
+  test_init(max_procs);
   ks = ATOM("s");
   ki = ATOM("i");
   kzero = ATOM("zero");
@@ -119,8 +105,7 @@ static void *sender_thread(void *arg) {
       sched_yield();
     CHECK_OK(rc);
   }
-  CHECK_OK(muproc_proc_exit(x->self, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(x->self));
+  exit_release(x->self, a_normal);
   return NULL;
 }
 
@@ -135,7 +120,7 @@ struct run {
 static void start_senders(struct run *r, uint32_t capacity) {
   int s;
   init_ok(0);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, capacity, &r->self));
+  r->self = created(capacity);
   CHECK_OK(muproc_proc_start(r->self));
   tally_init(&r->tally);
   CHECK_EQ_INT(pthread_barrier_init(&r->start, NULL, N), 0);
@@ -144,7 +129,7 @@ static void start_senders(struct run *r, uint32_t capacity) {
     x->s = s;
     x->to = r->self;
     x->start = &r->start;
-    CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &x->self));
+    x->self = created(0);
     r->tally.sender_pid[s] = x->self;
     r->threads[s] = THREAD(sender_thread, x);
   }
@@ -157,8 +142,7 @@ static void finish_senders(struct run *r) {
   pthread_barrier_destroy(&r->start);
   tally_check_complete(&r->tally);
   CHECK_EQ_INT(muproc_mbox_count(r->self), 0);
-  CHECK_OK(muproc_proc_exit(r->self, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(r->self));
+  exit_release(r->self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -243,7 +227,7 @@ static void stress_bounded_mailbox(void) {
   int s;
 
   init_ok(0);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, CAPACITY, &self));
+  self = created(CAPACITY);
   CHECK_OK(muproc_proc_start(self));
   bounded.to = self;
   atomic_store(&bounded.efull, 0);
@@ -252,7 +236,7 @@ static void stress_bounded_mailbox(void) {
    * message arrives. */
   CHECK_EQ_INT(pthread_barrier_init(&bounded.start, NULL, N + 1), 0);
   for (s = 0; s < N; s++)
-    CHECK_OK(muproc_spawn_c(0, c_sender, (void *)(intptr_t)s, 0, &pids[s]));
+    pids[s] = spawn_c(0, c_sender, (void *)(intptr_t)s);
   pthread_barrier_wait(&bounded.start);
   for (s = 0; s < N; s++) {
     CHECK_EQ_U64(bounded.self[s], pids[s]);
@@ -268,8 +252,7 @@ static void stress_bounded_mailbox(void) {
   tally_check_complete(&t);
   tap_diag("bounded mailbox: %ld sends refused with EFULL and retried",
            (long)atomic_load(&bounded.efull));
-  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(self));
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -307,7 +290,7 @@ static void stress_exit_while_sending(void) {
   int i, rc;
 
   init_ok(0);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &self));
+  self = created(0);
   CHECK_OK(muproc_proc_start(self));
   for (i = 0; i < SPAMMERS; i++) {
     x[i].to = self;
@@ -315,7 +298,7 @@ static void stress_exit_while_sending(void) {
     t[i] = THREAD(spam, &x[i]);
   }
   WAIT_UNTIL(muproc_mbox_count(self) >= M / 4, 20);
-  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, normal));
+  CHECK_OK(muproc_proc_exit(self, MUPROC_T_ATOM, a_normal));
   at_exit = muproc_mbox_count(self);
   for (i = 0; i < SPAMMERS; i++) {
     JOIN(t[i]);

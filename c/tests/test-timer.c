@@ -5,29 +5,14 @@
  *
  * A timer's lateness is measured on 100 timers of 5 ms and printed as a
  * TAP comment; only a generous bound is asserted (shared VMs are noisy). */
-#include "tap.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOW_BUILD 1
-#endif
-#endif
-#ifndef SLOW_BUILD
-#define SLOW_BUILD 0
-#endif
+#include "muproc-test.h"
 
 #define MS 1000000LL
 
-static muproc_atom_t a_normal, k_n, k_s, k_h, k_when, k_t, k_barrier;
-
-static int slow(void) { return SLOW_BUILD || tap_under_valgrind(); }
+static muproc_atom_t k_s, k_h, k_when, k_t, k_barrier;
 
 static void init_ok(void) {
-  CHECK_OK(muproc_init(0, 0));
-  a_normal = ATOM("normal");
-  k_n = ATOM("n");
+  test_init(0);
   k_s = ATOM("s");
   k_h = ATOM("h");
   k_when = ATOM("when");
@@ -35,60 +20,15 @@ static void init_ok(void) {
   k_barrier = ATOM("barrier");
 }
 
-static int64_t in_secs(double s) {
-  return muproc_now_ns() + (int64_t)(s * 1e9 * tap_timeout_scale());
-}
-
 /* A duration in ns stretched for slow machines. */
 static int64_t scaled(int64_t ns) { return (int64_t)(ns * tap_timeout_scale()); }
 
-static void spin(unsigned n) {
-  for (volatile unsigned i = 0; i < n; i++)
-    ;
-}
-
-static muproc_pid_t bind_self(void) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p));
-  CHECK_OK(muproc_proc_start(p));
-  return p;
-}
-
-static muproc_pid_t created(void) {
-  muproc_pid_t p = 0;
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p));
-  return p;
-}
-
-static void exit_release(muproc_pid_t p) {
-  CHECK_OK(muproc_proc_exit(p, MUPROC_T_ATOM, a_normal));
-  CHECK_OK(muproc_proc_release(p));
-}
-
-static muproc_msg_t *msg_n(int64_t n) {
-  muproc_msg_t *m = muproc_msg_new(2, 0);
-  CHECK(m != NULL);
-  CHECK_OK(muproc_msg_put_int(m, k_n, n));
-  return m;
-}
-
+/* The integer under KEY, which must be there and be an integer. */
 static int64_t int_of(const muproc_msg_t *m, muproc_atom_t key) {
   int i = muproc_msg_find(m, key);
   CHECK(i >= 0);
   CHECK_EQ_INT(muproc_msg_type(m, (uint32_t)i), MUPROC_T_INT);
   return muproc_msg_int(m, (uint32_t)i);
-}
-
-static muproc_msg_t *next_msg(muproc_pid_t self, int64_t deadline) {
-  muproc_msg_t *m = NULL;
-  CHECK_RC(muproc_recv(self, NULL, NULL, deadline, &m), 0);
-  CHECK_OK(muproc_recv_take(self, m));
-  return m;
-}
-
-static void check_empty(muproc_pid_t p) {
-  CHECK_EQ_INT(muproc_mbox_count(p), 0);
-  CHECK_EQ_INT(muproc_mbox_signal_count(p), 0);
 }
 
 /* A barrier through the timer: a send-after {barrier} at WHEN, received
@@ -151,7 +91,7 @@ static void send_after_at_deadline(void) {
   int i;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   m = msg_n(1);
   CHECK_OK(muproc_msg_put_string(m, k_s, "hello", 5));
   when = muproc_now_ns() + 100 * MS;
@@ -179,7 +119,7 @@ static void send_after_at_deadline(void) {
   CHECK_EQ_INT(int_of(m, k_n), 2);
   muproc_msg_free(m);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -196,7 +136,7 @@ static void send_after_past_deadline(void) {
   char *seen;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   ids = calloc((size_t)n, sizeof *ids);
   seen = calloc((size_t)n, 1);
   CHECK(ids && seen);
@@ -222,7 +162,7 @@ static void send_after_past_deadline(void) {
   check_empty(self);
   free(ids);
   free(seen);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -237,7 +177,7 @@ static void timers_in_deadline_order(void) {
   int i;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   base = muproc_now_ns() + scaled(100 * MS);
   for (i = 0; i < K; i++) {
     muproc_msg_t *m = msg_n(perm[i]);
@@ -254,7 +194,7 @@ static void timers_in_deadline_order(void) {
   }
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -275,7 +215,7 @@ static void timer_signal_repeating(void) {
   const char *s;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   payload = muproc_msg_new(3, 8);
   CHECK(payload != NULL);
   CHECK_OK(muproc_msg_put_int(payload, k_n, 5));
@@ -318,7 +258,7 @@ static void timer_signal_repeating(void) {
   CHECK_EQ_INT(muproc_handle_live(h), 0);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -330,7 +270,7 @@ static void timer_signal_one_shot(void) {
   int64_t when;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   when = muproc_now_ns() + 20 * MS;
   CHECK_OK(muproc_timer_signal(self, when, 0, msg_n(9), &id));
   WAIT_DELIVERED(muproc_mbox_signal_count(self), when);
@@ -343,7 +283,7 @@ static void timer_signal_one_shot(void) {
   CHECK_RC(muproc_timer_cancel(id), MUPROC_ENOENT);
   CHECK_EQ_INT(until_barrier(self, muproc_now_ns() + 40 * MS), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -355,7 +295,7 @@ static void cancel_before_firing(void) {
   int64_t when;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   when = muproc_now_ns() + scaled(300 * MS);
   CHECK_OK(muproc_timer_send_after(self, when, msg_n(1), &id1));
   CHECK_OK(muproc_timer_signal(self, when, 0, msg_n(2), &id2));
@@ -373,7 +313,7 @@ static void cancel_before_firing(void) {
   /* Past their deadline: nothing came but the barrier. */
   CHECK_EQ_INT(until_barrier(self, when + 30 * MS), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -383,7 +323,7 @@ static void cancel_after_firing(void) {
   uint64_t id = 0;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   CHECK_OK(muproc_timer_send_after(self, muproc_now_ns() + MS, msg_n(1), &id));
   m = next_msg(self, in_secs(10));
   muproc_msg_free(m);
@@ -392,7 +332,7 @@ static void cancel_after_firing(void) {
   CHECK_RC(muproc_timer_cancel(id + 1000), MUPROC_ENOENT);
   CHECK_RC(muproc_timer_cancel(UINT64_MAX), MUPROC_ENOENT);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -404,7 +344,7 @@ static void cancel_repeating_stops(void) {
   muproc_pid_t self;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   for (r = 0; r < rounds; r++) {
     int64_t repeat = (r % 2) ? 50000 : 2 * MS, c0;
     uint64_t id = 0;
@@ -419,7 +359,7 @@ static void cancel_repeating_stops(void) {
     CHECK_RC(muproc_timer_cancel(id), MUPROC_ENOENT);
   }
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -456,11 +396,11 @@ static void owner_exit_cancels(void) {
   pthread_t t;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   /* Ours, aimed at ourselves: must survive the other's exit. */
   CHECK_OK(muproc_timer_send_after(self, muproc_now_ns() + scaled(200 * MS),
                                    msg_n(7), &mine));
-  o.pid = created();
+  o.pid = created(0);
   o.to = self;
   o.after = 1;
   t = THREAD(make_timers_and_exit, &o);
@@ -470,7 +410,7 @@ static void owner_exit_cancels(void) {
   CHECK_EQ_INT(int_of(m, k_n), 7); /* the only one */
   muproc_msg_free(m);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -483,8 +423,8 @@ static void destination_exit_cancels(void) {
   pthread_t t;
 
   init_ok();
-  self = bind_self();
-  d = created();
+  self = bind_self(0);
+  d = created(0);
   CHECK_OK(muproc_timer_send_after(d, far, msg_n(1), &id));
   CHECK_OK(muproc_timer_signal(d, far, MS, msg_n(2), &id));
   CHECK_OK(muproc_timer_signal(d, muproc_now_ns(), 5 * MS, msg_n(3), &id));
@@ -497,7 +437,7 @@ static void destination_exit_cancels(void) {
 
   /* Made by a thread with no process; the destination runs on a thread
    * and exits there. */
-  o.pid = created();
+  o.pid = created(0);
   o.to = self;
   o.after = 1; /* only ours aimed at ourselves is left */
   CHECK_OK(muproc_timer_send_after(o.pid, far, msg_n(5), &id));
@@ -508,7 +448,7 @@ static void destination_exit_cancels(void) {
   CHECK_OK(muproc_timer_cancel(mine));
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -521,10 +461,10 @@ static void timer_to_dead_destination(void) {
   int i;
 
   init_ok();
-  exited = created();
+  exited = created(0);
   CHECK_OK(muproc_proc_exit(exited, MUPROC_T_ATOM, a_normal));
-  released = created();
-  exit_release(released);
+  released = created(0);
+  exit_release(released, a_normal);
   dead[0] = exited;
   dead[1] = released;
   dead[2] = never;
@@ -561,8 +501,7 @@ static void *exit_destination(void *arg) {
     pthread_barrier_wait(&r->b0);
     if (i % 2)
       spin((unsigned)(i * 7919) % 3000);
-    CHECK_OK(muproc_proc_exit(r->d, MUPROC_T_ATOM, a_normal));
-    CHECK_OK(muproc_proc_release(r->d));
+    exit_release(r->d, a_normal);
     pthread_barrier_wait(&r->b1);
   }
   return NULL;
@@ -583,7 +522,7 @@ static void timer_races_destination_exit(void) {
     muproc_msg_t *m = msg_n(i);
     uint64_t id = 0;
     int rc;
-    r.d = created();
+    r.d = created(0);
     pthread_barrier_wait(&r.b0);
     if (i % 2 == 0)
       spin((unsigned)(i * 7919) % 3000);
@@ -617,7 +556,7 @@ static void timer_invalid_args(void) {
   int64_t now;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   now = muproc_now_ns();
   m = msg_n(1);
   /* Refused: the caller keeps the message. */
@@ -633,7 +572,7 @@ static void timer_invalid_args(void) {
   muproc_msg_free(m);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -652,7 +591,7 @@ static void timer_accuracy(void) {
   int i;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   for (i = 0; i < N; i++) {
     int64_t when = muproc_now_ns() + 5 * MS;
     muproc_msg_t *m;
@@ -669,7 +608,7 @@ static void timer_accuracy(void) {
            (long long)(median / 1000), (long long)(late[N - 1] / 1000));
   CHECK(median < scaled(50 * MS));
   check_empty(self);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 
@@ -717,7 +656,7 @@ static void timers_from_many_threads(void) {
   int64_t max_when = 0;
 
   init_ok();
-  self = bind_self();
+  self = bind_self(0);
   for (i = 0; i < LOAD_THREADS; i++) {
     l[i].to = self;
     l[i].t = i;
@@ -752,7 +691,7 @@ static void timers_from_many_threads(void) {
   check_empty(self);
   for (i = 0; i < LOAD_THREADS; i++)
     free(l[i].expected);
-  exit_release(self);
+  exit_release(self, a_normal);
   MUPROC_FINISH();
 }
 

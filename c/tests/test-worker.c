@@ -1,21 +1,16 @@
 /* test-worker.c - threads that run muprocs: C muprocs on pooled C workers,
  * the thread cap, and the Lisp-worker protocol driven from C threads that
  * play the Lisp side. */
-#include "tap.h"
+#include "muproc-test.h"
 
-static muproc_atom_t normal, k_req, k_reply, k_ref, k_stop;
+static muproc_atom_t k_req, k_reply, k_ref, k_stop;
 
 static void init_ok(void) {
-  CHECK_OK(muproc_init(0, 0));
-  normal = ATOM("normal");
+  test_init(0);
   k_req = ATOM("req");
   k_reply = ATOM("reply");
   k_ref = ATOM("ref");
   k_stop = ATOM("stop");
-}
-
-static int64_t in_secs(double s) {
-  return muproc_now_ns() + (int64_t)(s * 1e9 * tap_timeout_scale());
 }
 
 static void wait_idle_and_parked(void) {
@@ -105,8 +100,8 @@ static void worker_c_echo(void) {
   atomic_init(&e.replies_ok, 0);
   atomic_init(&e.server_done, 0);
   e.name = ATOM("echo");
-  CHECK_OK(muproc_spawn_c(e.name, echo_server, &e, 0, &e.server));
-  CHECK_OK(muproc_spawn_c(0, echo_client, &e, 0, &client));
+  e.server = spawn_c(e.name, echo_server, &e);
+  client = spawn_c(0, echo_client, &e);
   CHECK(client != e.server);
   CHECK_OK(muproc_wait_c_idle(in_secs(20)));
   CHECK_EQ_INT(atomic_load(&e.replies_ok), 10);
@@ -128,16 +123,6 @@ static void count_run(void *arg) {
   atomic_fetch_add(&runs, 1);
 }
 
-/* Receives one message, then returns. */
-static void block_until_told(void *arg) {
-  muproc_pid_t self = muproc_self();
-  muproc_msg_t *m = NULL;
-  (void)arg;
-  CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_FOREVER, &m));
-  CHECK_OK(muproc_recv_take(self, m));
-  muproc_msg_free(m);
-}
-
 static void tell(muproc_pid_t pid) {
   muproc_msg_t *m = muproc_msg_new(0, 0);
   CHECK(m != NULL);
@@ -147,31 +132,27 @@ static void tell(muproc_pid_t pid) {
 /* Spawning after the previous muproc finished reuses the parked worker. */
 static void worker_c_reuse(void) {
   muproc_pid_t pid[4];
-  int i;
+  int i, round;
 
   init_ok();
   atomic_store(&runs, 0);
   CHECK_OK(muproc_wait_c_idle(MUPROC_NOWAIT)); /* nothing runs yet */
   for (i = 0; i < 50; i++) {
-    CHECK_OK(muproc_spawn_c(0, count_run, NULL, 0, &pid[0]));
+    pid[0] = spawn_c(0, count_run, NULL);
     wait_idle_and_parked();
   }
   CHECK_EQ_INT(atomic_load(&runs), 50);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 1);
 
-  /* Four at once need four threads; the next four reuse them. */
-  for (i = 0; i < 4; i++)
-    CHECK_OK(muproc_spawn_c(0, block_until_told, NULL, 0, &pid[i]));
-  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 4);
-  for (i = 0; i < 4; i++)
-    tell(pid[i]);
-  wait_idle_and_parked();
-  for (i = 0; i < 4; i++)
-    CHECK_OK(muproc_spawn_c(0, block_until_told, NULL, 0, &pid[i]));
-  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 4);
-  for (i = 0; i < 4; i++)
-    tell(pid[i]);
-  wait_idle_and_parked();
+  /* Four at once need four threads; the next four (round 1) reuse them. */
+  for (round = 0; round < 2; round++) {
+    for (i = 0; i < 4; i++)
+      pid[i] = spawn_c(0, block_until_told, NULL);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 4);
+    for (i = 0; i < 4; i++)
+      tell(pid[i]);
+    wait_idle_and_parked();
+  }
   MUPROC_FINISH();
 }
 
@@ -186,7 +167,7 @@ static void worker_c_thread_cap(void) {
   prev = muproc_set_thread_cap(2);
   CHECK(prev > 2);
   for (i = 0; i < 2; i++)
-    CHECK_OK(muproc_spawn_c(0, block_until_told, NULL, 0, &b[i]));
+    b[i] = spawn_c(0, block_until_told, NULL);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 2);
 
   /* At the cap: refused, and nothing of the attempt is left. */
@@ -197,17 +178,16 @@ static void worker_c_thread_cap(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
   CHECK_RC(muproc_proc_find(third, &found), MUPROC_ENOENT);
   /* The cap is shared with Lisp workers. */
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &lisp));
+  lisp = created(0);
   CHECK_RC(muproc_worker_offer(lisp), MUPROC_ETHREADS);
-  CHECK_OK(muproc_proc_exit(lisp, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(lisp));
+  exit_release(lisp, a_normal);
 
   for (i = 0; i < 2; i++)
     tell(b[i]);
   wait_idle_and_parked();
   /* Parked workers take new muprocs without counting against the cap. */
-  CHECK_OK(muproc_spawn_c(third, block_until_told, NULL, 0, &b[0]));
-  CHECK_OK(muproc_spawn_c(0, block_until_told, NULL, 0, &b[1]));
+  b[0] = spawn_c(third, block_until_told, NULL);
+  b[1] = spawn_c(0, block_until_told, NULL);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 2);
   for (i = 0; i < 2; i++)
     tell(b[i]);
@@ -221,7 +201,7 @@ static void worker_c_wait_idle_deadline(void) {
   int64_t deadline;
 
   init_ok();
-  CHECK_OK(muproc_spawn_c(0, block_until_told, NULL, 0, &pid));
+  pid = spawn_c(0, block_until_told, NULL);
   CHECK_RC(muproc_wait_c_idle(MUPROC_NOWAIT), MUPROC_ETIMEDOUT);
   deadline = muproc_now_ns() + 100000000;
   CHECK_RC(muproc_wait_c_idle(deadline), MUPROC_ETIMEDOUT);
@@ -249,7 +229,7 @@ static void worker_c_exit_before_start(void) {
   init_ok();
   for (i = 0; i < TRIES; i++) {
     atomic_store(&ran[i], 0);
-    CHECK_OK(muproc_spawn_c(0, mark_ran, (void *)(intptr_t)i, 0, &pid[i]));
+    pid[i] = spawn_c(0, mark_ran, (void *)(intptr_t)i);
     rc[i] = muproc_proc_exit(pid[i], MUPROC_T_ATOM, ATOM("killed"));
     /* 0: still CREATED; EPERM: running; ESRCH: already done. */
     CHECK(rc[i] == 0 || rc[i] == MUPROC_EPERM || rc[i] == MUPROC_ESRCH);
@@ -278,8 +258,7 @@ static void worker_c_spawn_errors(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_PROCS), 1);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 0);
   CHECK_OK(muproc_wait_c_idle(MUPROC_NOWAIT));
-  CHECK_OK(muproc_proc_exit(holder, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(holder));
+  exit_release(holder, a_normal);
   MUPROC_FINISH();
 }
 
@@ -298,8 +277,7 @@ static void run_process(struct lisp_worker *w, muproc_pid_t pid) {
   CHECK_OK(muproc_proc_start(pid));
   CHECK_EQ_U64(muproc_self(), pid);
   CHECK_EQ_INT(muproc_proc_kind(pid), MUPROC_KIND_LISP);
-  CHECK_OK(muproc_proc_exit(pid, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(pid));
+  exit_release(pid, a_normal);
   CHECK_EQ_U64(muproc_self(), 0);
   w->ran[w->nran++] = pid;
 }
@@ -327,7 +305,7 @@ static void lisp_worker_offer_and_park(void) {
 
   init_ok();
   memset(&w, 0, sizeof w);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p1));
+  p1 = created(0);
   CHECK_RC(muproc_worker_offer(p1), MUPROC_WORKER_NEEDED);
   w.first = p1;
   t = THREAD(lisp_worker, &w);
@@ -335,7 +313,7 @@ static void lisp_worker_offer_and_park(void) {
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 1);
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_PROCS), 0); /* p1 ran and released */
 
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p2));
+  p2 = created(0);
   CHECK_OK(muproc_worker_offer(p2)); /* handed to the parked worker */
   JOIN(t);
   CHECK_OK(w.park1_rc);
@@ -358,8 +336,8 @@ static void lisp_worker_reservation(void) {
 
   init_ok();
   prev = muproc_set_thread_cap(1);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p1));
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &p2));
+  p1 = created(0);
+  p2 = created(0);
   CHECK_RC(muproc_worker_offer(p1), MUPROC_WORKER_NEEDED);
   CHECK_RC(muproc_worker_offer(p2), MUPROC_ETHREADS);
   muproc_worker_unreserve();
@@ -367,10 +345,8 @@ static void lisp_worker_reservation(void) {
   CHECK_RC(muproc_worker_offer(p2), MUPROC_WORKER_NEEDED);
   muproc_worker_unreserve();
   CHECK_EQ_INT(muproc_stat(MUPROC_STAT_THREADS), 0);
-  CHECK_OK(muproc_proc_exit(p1, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(p1));
-  CHECK_OK(muproc_proc_exit(p2, MUPROC_T_ATOM, normal));
-  CHECK_OK(muproc_proc_release(p2));
+  exit_release(p1, a_normal);
+  exit_release(p2, a_normal);
   CHECK_EQ_INT(muproc_set_thread_cap((uint32_t)prev), 1);
   MUPROC_FINISH();
 }
@@ -399,7 +375,7 @@ static void lisp_worker_shutdown_while_parked(void) {
 
   init_ok();
   memset(&w, 0, sizeof w);
-  CHECK_OK(muproc_proc_create(0, MUPROC_KIND_LISP, 0, &w.first));
+  w.first = created(0);
   CHECK_RC(muproc_worker_offer(w.first), MUPROC_WORKER_NEEDED);
   atomic_init(&w.nowait_done, 0);
   t = THREAD(parks_forever, &w);
