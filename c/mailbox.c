@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 /* Spinning before sleeping: see spin_for_mail. */
-#define SPIN_MAX_NS 5000
+/* The budget must outlast a wake-up of a sleeping partner (10-20 us on a
+ * quiet VM): a shorter spin never catches a reply from one that slept, and
+ * both sides would sleep forever after. */
+#define SPIN_MAX_NS 50000
 #define SPIN_MIN_NS 300
 #define SPIN_PROBE 32
 
@@ -196,8 +199,9 @@ static bool mail_arrived(struct mailbox *mb) {
   return atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox);
 }
 
-/* A sleep and its wake-up cost two syscalls, several microseconds here;
- * a reply from a muproc on the other CPU often comes sooner.  So spin a
+/* A sleep and its wake-up cost two syscalls and a vCPU wake-up, 5-30
+ * microseconds here; a reply from a muproc on the other CPU often comes
+ * sooner.  So spin a
  * little first, but only while it pays: never on a single CPU (spinning
  * there only delays the sender), and per mailbox the budget doubles after
  * a spin that caught mail and halves after one that didn't, down to none
@@ -215,7 +219,7 @@ static bool spin_for_mail(struct mailbox *mb, int64_t deadline) {
     if (++mb->sleeps_without_spin < SPIN_PROBE)
       return false;
     mb->sleeps_without_spin = 0;
-    mb->spin_ns = SPIN_MIN_NS * 2;
+    mb->spin_ns = SPIN_MAX_NS; /* a probe must be able to succeed */
   }
   int64_t end = muproc_now_ns() + mb->spin_ns;
   if (deadline != MUPROC_FOREVER && deadline < end)
