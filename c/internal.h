@@ -221,7 +221,6 @@ int worker_init(uint32_t thread_cap);
 /* Wake parked workers for shutdown and join C workers; returns
  * MUPROC_EBUSY if worker threads are still running. */
 int worker_shutdown(void);
-void worker_free(void);
 
 /* ---- runtime ----------------------------------------------------- */
 

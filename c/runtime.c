@@ -103,7 +103,6 @@ int muproc_init(uint32_t max_procs, uint32_t max_threads) {
       poke_free();
     if (rc != 0) {
       atomic_store(&muproc_rt.initialized, 0);
-      worker_free();
       proc_table_free();
       handle_table_free();
       atom_table_free();
@@ -132,7 +131,6 @@ int muproc_shutdown(void) {
   poke_shutdown();
   atomic_store(&muproc_rt.initialized, 0);
   poke_free();
-  worker_free();
   proc_table_free();
   handle_table_free();
   atom_table_free();

@@ -308,4 +308,3 @@ int worker_shutdown(void) {
   return 0;
 }
 
-void worker_free(void) {}
