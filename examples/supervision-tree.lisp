@@ -50,31 +50,23 @@ so they don't see a LET of it).")
   "SECONDS of the seed's time, in this example's (see *TIME-SCALE*)."
   (* seconds *time-scale*))
 
-;;; Supervisor example I: these just periodically print stuff.
+;;; Supervisor example I: these just periodically print stuff.  The seed
+;;; writes proc1, proc2 and proc31 out in full; they differ only in name
+;;; and period, so one function serves all three.
 
-(defun proc1 ()
-  (muproc-log-errorstream "PROC1 starting")
+(defun periodic-proc (name period)
+  "Log NAME starting, then NAME HERE every PERIOD seed seconds, and NAME
+terminating however it ends."
+  (muproc-log-errorstream "~a starting" name)
   (unwind-protect
        (loop
-         (sleep (seed-seconds 10))
-         (muproc-log-errorstream "PROC1 HERE"))
-    (muproc-log-errorstream "PROC1 terminating")))
+         (sleep (seed-seconds period))
+         (muproc-log-errorstream "~a HERE" name))
+    (muproc-log-errorstream "~a terminating" name)))
 
-(defun proc2 ()
-  (muproc-log-errorstream "PROC2 starting")
-  (unwind-protect
-       (loop
-         (sleep (seed-seconds 8))
-         (muproc-log-errorstream "PROC2 HERE"))
-    (muproc-log-errorstream "PROC2 terminating")))
-
-(defun proc31 ()
-  (muproc-log-errorstream "PROC31 starting")
-  (unwind-protect
-       (loop
-         (sleep (seed-seconds 6))
-         (muproc-log-errorstream "PROC31 HERE"))
-    (muproc-log-errorstream "PROC31 terminating")))
+(defun proc1 () (periodic-proc "PROC1" 10))
+(defun proc2 () (periodic-proc "PROC2" 8))
+(defun proc31 () (periodic-proc "PROC31" 6))
 
 ;;; Supervisor example II: PROC32 traps exits and takes a while to terminate.
 
