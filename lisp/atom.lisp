@@ -31,7 +31,7 @@ can't be an atom (empty, or longer than 255 bytes)."
 (defun keyword-atom (keyword)
   "The atom id for KEYWORD, or NIL if its name can't be an atom."
   (let ((cached (get keyword '%atom)))
-    (if (and cached (= (car cached) (muproc.ffi:%creation)))
+    (if (and cached (eql (car cached) muproc.ffi:*creation*))
         (cdr cached)
         (%cache-keyword-atom keyword))))
 
@@ -39,7 +39,7 @@ can't be an atom (empty, or longer than 255 bytes)."
   (let ((id (intern-atom (invert-case (symbol-name keyword)))))
     (when id
       (sb-thread:with-mutex (*atom-lock*)
-        (setf (get keyword '%atom) (cons (muproc.ffi:%creation) id)))
+        (setf (get keyword '%atom) (cons muproc.ffi:*creation* id)))
       (remember-atom-keyword id keyword))
     id))
 

@@ -208,6 +208,10 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %worker-exit "muproc_worker_exit" :void)
 (defcall %worker-trim "muproc_worker_trim" :int64 (keep :uint32))
 
+(defvar *creation* nil
+  "The creation of the runtime LOAD-LIBRARY initialised: atom ids cached on
+the Lisp side are valid for this creation only.")
+
 (defun load-library ()
   "Load libmuproc, preferring an explicit directory over the ld.so search
 (an installed copy in the ld cache must not shadow the build tree), then
@@ -233,6 +237,7 @@ listing every path tried, or MUPROC:MUPROC-VERSION-MISMATCH."
   (let ((rc (%init 0 0)))
     (when (minusp rc)
       (error 'muproc:muproc-runtime-error :code rc :operation "muproc_init")))
+  (setf *creation* (%creation))
   t)
 
 (defun check-version ()

@@ -23,7 +23,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            ;; functions
            #:%version #:%version-string #:%strerror #:%err-name
            #:%init #:%now-ns #:%thread-cap #:%set-thread-cap #:%stat
-           #:%atom #:%atom-name #:%make-ref #:%creation
+           #:%atom #:%atom-name #:%make-ref #:%creation #:*creation*
            #:%handle-live #:%handle-new #:%handle-release
            #:%msg-new #:%msg-free #:%msg-put-nil #:%msg-put-int #:%msg-put-double
            #:%msg-put-atom #:%msg-put-string #:%msg-put-binary #:%msg-put-pid

@@ -60,6 +60,30 @@ what a test that counts threads against the cap must wait for."
   (let ((stats (muproc-runtime-stats)))
     (= (getf stats :threads) (getf stats :parked))))
 
+;;; Exiting busy muprocs
+
+(defun exit-promptly (workload)
+  "In a muproc: spawn one that announces itself and runs WORKLOAD, exit it
+from here, and return (exit-returned reason seconds cleanup-ran)."
+  (let* ((me (muproc-current-process))
+         (cleanup nil)
+         (target (muproc-spawn nil (lambda ()
+                                     (unwind-protect
+                                          (progn (mumsg-send me :ready t)
+                                                 (funcall workload))
+                                       (setf cleanup t)))
+                               nil)))
+    (mumsg-receive (from) ((ready) (eq from target)))
+    (let* ((start (now))
+           (returned (muproc-exit :stop target))
+           (reason (muproc-wait-for-exit target :timeout 5)))
+      (list returned reason (seconds-since start) cleanup))))
+
+(defun spin-forever ()
+  "Compute without end and without receiving."
+  (let ((n 0))
+    (loop (setf n (logand (1+ n) #xffff)))))
+
 ;;; Leaks
 
 (defvar *baseline-threads* nil

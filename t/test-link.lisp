@@ -398,38 +398,15 @@ that muproc's reason, and nothing more."
 
 ;;; Exit signals and kills
 
-(defun exit-busy-muproc (workload trap-exits)
-  "In a muproc: spawn one (trapping exits if TRAP-EXITS) that announces
-itself and runs WORKLOAD in an UNWIND-PROTECT, MUPROC-EXIT it with :STOP,
-and return (returned reason seconds cleanup-ran)."
-  (let* ((me (muproc-current-process))
-         (cleanup nil)
-         (target (muproc-spawn nil (lambda ()
-                                     (unwind-protect
-                                          (progn (mumsg-send me :ready t)
-                                                 (funcall workload))
-                                       (setf cleanup t)))
-                               nil :trap-exits trap-exits)))
-    (mumsg-receive (from) ((ready) (eq from target)))
-    (let* ((start (now))
-           (returned (muproc-exit :stop target))
-           (reason (muproc-wait-for-exit target :timeout 5)))
-      (list returned reason (seconds-since start) cleanup))))
-
-(defun spin-forever ()
-  "Compute without end and without receiving."
-  (let ((n 0))
-    (loop (setf n (logand (1+ n) #xffff)))))
-
 (deftest link.exit-reaches-busy-muprocs ()
   "MUPROC-EXIT of another muproc reaches it promptly (measured; asserted
 under 1 s) whether it sleeps (sleep 30), waits in a receive that nothing
 matches, or spins without receiving; it exits with the reason given and
 its cleanups run."
   (let ((results (muproc (30)
-                   (list (exit-busy-muproc (lambda () (sleep 30)) nil)
-                         (exit-busy-muproc #'block-forever nil)
-                         (exit-busy-muproc #'spin-forever nil)))))
+                   (list (exit-promptly (lambda () (sleep 30)))
+                         (exit-promptly #'block-forever)
+                         (exit-promptly #'spin-forever)))))
     (loop for (returned reason seconds cleanup) in results
           for what in '(:sleeping :receiving :spinning)
           do (report-measurement "link.exit-reaches-busy-muprocs: ~(~a~) muproc exited ~,2f ms ~

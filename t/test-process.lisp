@@ -317,23 +317,6 @@ by an error, or from inside a receive clause) is gone."
       (is (< (length threads) (length results)) "no worker was reused"))
     (is (eq :global *process-test-special*))))
 
-(defun exit-promptly (workload)
-  "In a muproc: spawn one that announces itself and runs WORKLOAD, exit it
-from here, and return (exit-returned reason seconds cleanup-ran)."
-  (let* ((me (muproc-current-process))
-         (cleanup nil)
-         (target (muproc-spawn nil (lambda ()
-                                     (unwind-protect
-                                          (progn (mumsg-send me :ready t)
-                                                 (funcall workload))
-                                       (setf cleanup t)))
-                               nil)))
-    (mumsg-receive (from) ((ready) (eq from target)))
-    (let* ((start (now))
-           (returned (muproc-exit :stop target))
-           (reason (muproc-wait-for-exit target :timeout 5)))
-      (list returned reason (seconds-since start) cleanup))))
-
 (deftest process.exit-reaches-busy-muprocs ()
   "MUPROC-EXIT of another muproc ends it promptly (< 1 s) with the reason
 given, its cleanups run, whether it sleeps (sleep 10), waits in a receive
@@ -343,7 +326,7 @@ returns true for a live muproc and NIL for a dead one."
       (muproc (30)
         (list (exit-promptly (lambda () (sleep 10)))
               (exit-promptly (lambda () (mumsg-receive (from) ((never) t))))
-              (exit-promptly (lambda () (let ((n 0)) (loop (setf n (logand (1+ n) #xffff))))))
+              (exit-promptly #'spin-forever)
               (multiple-value-bind (reason m) (spawn-and-wait (lambda () nil))
                 (declare (ignore reason))
                 (muproc-exit :stop m))))
