@@ -2,10 +2,12 @@
  * internal.h - shared between libmuproc's source files, never installed.
  *
  * One concept per file: atom.c (atom table, which also holds the name
- * registries), handle.c (Lisp-object handles), msg.c (mumsgs), proc.c
- * (process table and exits), registry.c (registered port names),
- * mailbox.c (send, receive, priority lane), worker.c (threads that run
- * muprocs), runtime.c (init, shutdown, stats, clock), error.c, version.c.
+ * registries), handle.c (Lisp-object handles), msg.c (mumsgs), msgpool.c
+ * (their memory), proc.c (process table and exits), registry.c
+ * (registered port names), mailbox.c (send, receive, priority lane),
+ * keyindex.c (queued messages by key, for selective receive), worker.c
+ * (threads that run muprocs), runtime.c (init, shutdown, stats, clock),
+ * error.c, version.c.
  */
 #ifndef MUPROC_INTERNAL_H
 #define MUPROC_INTERNAL_H
@@ -34,21 +36,65 @@ struct pair {
   } v;
 };
 
+/* Message memory (msgpool.c): blocks of a few size classes cached per
+ * thread; CLS records where the block came from, for msgpool_free. */
+#define MSGPOOL_CLASSES 4
+#define MSGPOOL_MALLOC 0xff
+void *msgpool_alloc(size_t size, uint8_t *cls);
+void msgpool_free(void *block, uint8_t cls);
+/* Free the depot and the calling thread's caches (runtime shutdown). */
+void msgpool_release(void);
+
+struct key_node;
 struct muproc_msg_s {
   struct muproc_msg_s *next; /* inbox stack link, then queue link */
   struct muproc_msg_s *prev; /* queue link (receiver-owned list) */
   muproc_pid_t sender;
   uint32_t kind;
   uint32_t npairs, cap_pairs;
+  uint32_t nbytes, cap_bytes;
   struct pair *pairs; /* points into inline storage until it grows */
   char *bytes;        /* likewise */
-  size_t nbytes, cap_bytes;
+  uint64_t seq;       /* arrival order in the receiver's queue */
+  struct key_node *index_nodes; /* keyindex.c, while indexed */
   bool heap_pairs, heap_bytes; /* grown out of the inline storage */
   bool queued;                 /* in a receiver's list (take checks it) */
+  uint8_t pool_class;          /* msgpool.c */
+  uint8_t index_nodes_class;
   /* Inline storage follows: cap_pairs pairs, then cap_bytes bytes, so
    * a message whose size is known up front is a single allocation. */
   struct pair storage[];
 };
+
+/* Does M have each of the LEN KEYS? */
+bool msg_has_keys(const muproc_msg_t *m, const uint32_t *keys, uint32_t len);
+
+/* ---- key index (keyindex.c) ---------------------------------------- */
+
+/* A receiver's queued messages by key, built when selective receives
+ * skip many messages.  CHAINS is NULL while there is no index. */
+struct key_chain;
+struct key_index {
+  struct key_chain *chains;
+  uint32_t cap, used;
+};
+struct msg_list;
+bool key_index_on(const struct key_index *ix);
+/* Index every message of QUEUE; false (and no index) if out of memory. */
+bool key_index_build(struct key_index *ix, struct msg_list *queue);
+/* Index M, just appended to QUEUE; out of memory drops the index. */
+bool key_index_add(struct key_index *ix, struct msg_list *queue,
+                   muproc_msg_t *m);
+/* Forget M, about to leave the queue. */
+void key_index_remove(struct key_index *ix, muproc_msg_t *m);
+/* Give up the index. */
+void key_index_drop(struct key_index *ix, struct msg_list *queue);
+/* The oldest queued message after AFTER (NULL: from the start) that
+ * passes FILTER, as mailbox.c's scan would find it. */
+muproc_msg_t *key_index_find(const struct key_index *ix,
+                             const struct msg_list *queue,
+                             const muproc_msg_t *after,
+                             const uint32_t *filter);
 
 /* ---- mailbox ----------------------------------------------------- */
 
@@ -58,22 +104,40 @@ struct msg_list {
   muproc_msg_t *head, *tail;
 };
 
+/* Fields written by different threads live on different cache lines, so
+ * that a steady stream of messages moves as few lines between CPUs as
+ * possible: senders write only the inbox line, the receiver mostly its
+ * own line, and each reads the other's only when it has to. */
+#define CACHE_LINE 64
+#define OWN_LINE _Alignas(CACHE_LINE)
+
 struct mailbox {
   /* Senders push onto these lock-free LIFO stacks; the receiver takes a
-   * whole stack at once and appends it, reversed, to its own list. */
-  _Atomic(muproc_msg_t *) inbox;
-  _Atomic(muproc_msg_t *) signal_inbox;
-  struct msg_list queue;   /* receiver only */
-  struct msg_list signals; /* receiver only */
-  _Atomic int64_t count;   /* ordinary messages queued anywhere */
-  _Atomic int64_t nsignals;
-  uint32_t capacity;       /* 0: unbounded */
+   * whole stack at once and appends it, reversed, to its own list.
+   * SENT counts ordinary messages ever pushed, TAKEN those the receiver
+   * removed: the difference is the count, and neither side writes the
+   * other's counter. */
+  OWN_LINE _Atomic(muproc_msg_t *) inbox;
+  _Atomic int64_t sent;
   /* Sleeping: the receiver sets WAITING, re-checks the stacks, then
    * sleeps on WAKE; a sender that sees WAITING sets WAKE and wakes it.
-   * Senders never make a syscall while the receiver is not asleep. */
-  _Atomic int waiting;
+   * Senders never make a syscall while the receiver is not asleep.
+   * Written only around a sleep, so senders read WAITING from their
+   * cache. */
+  OWN_LINE _Atomic int waiting;
   _Atomic int wake;
-  int32_t spin_ns, sleeps_without_spin; /* receiver only (mailbox.c) */
+  /* Signals are rare: the receiver checks this line on every receive,
+   * and it stays in its cache.  CAPACITY (0: unbounded) never changes. */
+  OWN_LINE _Atomic(muproc_msg_t *) signal_inbox;
+  _Atomic int64_t nsignals;
+  uint32_t capacity;
+  /* The receiver's own. */
+  OWN_LINE struct msg_list queue;
+  struct msg_list signals;
+  _Atomic int64_t taken;
+  uint64_t last_seq; /* of the newest message in QUEUE */
+  struct key_index index;
+  int32_t spin_ns, sleeps_without_spin; /* see spin_for_mail */
 };
 
 void mailbox_init(struct mailbox *mb, uint32_t capacity);
@@ -111,12 +175,17 @@ bool ref_set_remove(struct ref_set *set, uint64_t ref, muproc_pid_t *pid);
 #define STAMP_STATE(s) ((int)((s)&0xffffffffu))
 
 struct proc {
-  _Atomic uint64_t stamp;
+  /* Read by every send and receive, written at state changes only. */
+  OWN_LINE _Atomic uint64_t stamp;
+  int kind;
+  _Atomic int trap_exits;
+  muproc_fn_t c_fn; /* C muprocs only */
+  void *c_arg;
+  uint32_t next_free;
   /* Senders between their stamp check and their push; exit waits for
    * this to drop to 0 so no message lands after the process exited. */
-  _Atomic uint32_t inflight;
-  pthread_mutex_t lock; /* exits, names, reason */
-  int kind;
+  OWN_LINE _Atomic uint32_t inflight;
+  OWN_LINE pthread_mutex_t lock; /* exits, names, reason */
   muproc_atom_t name;
   muproc_atom_t *ports; /* registered port names, under lock */
   uint32_t nports, cap_ports;
@@ -127,10 +196,6 @@ struct proc {
   struct ref_set watchers; /* who monitors me: (ref, watcher) */
   struct ref_set watching; /* whom I monitor: (ref, target) */
   struct id_set aliases;   /* active reply aliases (alias.c) */
-  _Atomic int trap_exits;
-  muproc_fn_t c_fn; /* C muprocs only */
-  void *c_arg;
-  uint32_t next_free;
   struct mailbox mbox;
 };
 
@@ -193,7 +258,8 @@ void timer_cancel_for(muproc_pid_t pid);
 extern muproc_atom_t atom_from, atom_reason, atom_link, atom_terminated,
     atom_monitor, atom_noproc, atom_true, atom_normal;
 
-extern _Thread_local muproc_pid_t muproc_tls_self;
+extern _Thread_local muproc_pid_t muproc_tls_self
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- atoms and the name slots they carry --------------------------- */
 

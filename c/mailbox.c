@@ -18,19 +18,28 @@
 #define SPIN_MAX_NS 50000
 #define SPIN_MIN_NS 300
 #define SPIN_PROBE 32
+/* The key index (keyindex.c) is built once a filtered receive has
+ * skipped INDEX_AFTER messages, and dropped when a take leaves fewer than
+ * INDEX_OFF queued: the gap keeps a queue hovering near one threshold
+ * from building and dropping it over and over. */
+#define INDEX_AFTER 256
+#define INDEX_OFF 64
 
 void mailbox_init(struct mailbox *mb, uint32_t capacity) {
   atomic_store(&mb->inbox, NULL);
   atomic_store(&mb->signal_inbox, NULL);
   mb->queue.head = mb->queue.tail = NULL;
   mb->signals.head = mb->signals.tail = NULL;
-  atomic_store(&mb->count, 0);
+  atomic_store(&mb->sent, 0);
+  atomic_store(&mb->taken, 0);
   atomic_store(&mb->nsignals, 0);
   mb->capacity = capacity;
   atomic_store(&mb->waiting, 0);
   atomic_store(&mb->wake, 0);
   mb->spin_ns = SPIN_MAX_NS;
   mb->sleeps_without_spin = 0;
+  mb->last_seq = 0;
+  mb->index = (struct key_index){NULL, 0, 0};
 }
 
 static void free_chain(muproc_msg_t *m) {
@@ -42,13 +51,15 @@ static void free_chain(muproc_msg_t *m) {
 }
 
 void mailbox_discard(struct mailbox *mb) {
+  key_index_drop(&mb->index, &mb->queue);
   free_chain(atomic_exchange(&mb->inbox, NULL));
   free_chain(atomic_exchange(&mb->signal_inbox, NULL));
   free_chain(mb->queue.head);
   free_chain(mb->signals.head);
   mb->queue.head = mb->queue.tail = NULL;
   mb->signals.head = mb->signals.tail = NULL;
-  atomic_store(&mb->count, 0);
+  atomic_store(&mb->sent, 0);
+  atomic_store(&mb->taken, 0);
   atomic_store(&mb->nsignals, 0);
 }
 
@@ -66,11 +77,13 @@ void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal) {
     wake_word(&mb->wake, 1);
 }
 
-/* Move a sender stack into a receiver list, oldest first. */
-static bool drain(_Atomic(muproc_msg_t *) *stack, struct msg_list *list) {
+/* Move a sender stack into a receiver list, oldest first.  Returns the
+ * first message moved, or NULL.  SEQ, if given, numbers them. */
+static muproc_msg_t *drain(_Atomic(muproc_msg_t *) *stack,
+                           struct msg_list *list, uint64_t *seq) {
   muproc_msg_t *m = atomic_exchange(stack, NULL);
   if (!m)
-    return false;
+    return NULL;
   muproc_msg_t *first = NULL;
   while (m) { /* reverse the LIFO chain */
     muproc_msg_t *next = m->next;
@@ -80,6 +93,8 @@ static bool drain(_Atomic(muproc_msg_t *) *stack, struct msg_list *list) {
   }
   for (m = first; m; m = m->next) {
     m->queued = true;
+    if (seq)
+      m->seq = ++*seq;
     m->prev = list->tail;
     if (list->tail)
       list->tail->next = m;
@@ -87,7 +102,7 @@ static bool drain(_Atomic(muproc_msg_t *) *stack, struct msg_list *list) {
       list->head = m;
     list->tail = m;
   }
-  return true;
+  return first;
 }
 
 static void unlink_msg(struct msg_list *list, muproc_msg_t *m) {
@@ -118,15 +133,15 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
     /* Reserve a place first: a full mailbox refuses the newcomer and
      * keeps everything already queued.  A compare-and-swap, so the count
      * never shows more than the capacity, even for an instant. */
-    int64_t count = atomic_load(&mb->count);
+    int64_t sent = atomic_load(&mb->sent);
     do {
-      if (count >= (int64_t)mb->capacity) {
+      if (sent - atomic_load(&mb->taken) >= (int64_t)mb->capacity) {
         proc_send_end(p);
         return MUPROC_EFULL;
       }
-    } while (!atomic_compare_exchange_weak(&mb->count, &count, count + 1));
+    } while (!atomic_compare_exchange_weak(&mb->sent, &sent, sent + 1));
   } else {
-    atomic_fetch_add_explicit(&mb->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mb->sent, 1, memory_order_relaxed);
   }
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
@@ -154,19 +169,9 @@ static bool passes(const muproc_msg_t *m, const uint32_t *filter) {
   if (!filter)
     return true;
   const uint32_t *set = filter + 1;
-  for (uint32_t s = 0; s < filter[0]; s++) {
-    uint32_t len = set[0];
-    bool all = true;
-    for (uint32_t k = 0; all && k < len; k++) {
-      bool found = false;
-      for (uint32_t i = 0; !found && i < m->npairs; i++)
-        found = m->pairs[i].key == set[1 + k];
-      all = found;
-    }
-    if (all)
+  for (uint32_t s = 0; s < filter[0]; s++, set += 1 + set[0])
+    if (msg_has_keys(m, set + 1, set[0]))
       return true;
-    set += 1 + len;
-  }
   return false;
 }
 
@@ -182,9 +187,10 @@ static struct proc *receiver(muproc_pid_t self, int *rc) {
 
 /* The oldest pending signal, unlinked, or NULL.  Receiver only. */
 static muproc_msg_t *pop_signal(struct mailbox *mb) {
-  if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) == 0)
+  if (!mb->signals.head &&
+      !atomic_load_explicit(&mb->signal_inbox, memory_order_relaxed))
     return NULL;
-  drain(&mb->signal_inbox, &mb->signals);
+  drain(&mb->signal_inbox, &mb->signals, NULL);
   muproc_msg_t *sig = mb->signals.head;
   if (sig) {
     unlink_msg(&mb->signals, sig);
@@ -256,6 +262,33 @@ static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
   return rc;
 }
 
+/* Move what senders pushed into the queue; true if there was any. */
+static bool drain_inbox(struct mailbox *mb) {
+  muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq);
+  if (first && key_index_on(&mb->index))
+    for (muproc_msg_t *m = first; m; m = m->next)
+      if (!key_index_add(&mb->index, &mb->queue, m))
+        break;
+  return first != NULL;
+}
+
+/* The first message after LAST passing FILTER, or NULL.  With an index,
+ * a lookup; else a scan, which builds the index when it skips many. */
+static muproc_msg_t *find(struct mailbox *mb, muproc_msg_t *last,
+                          const uint32_t *filter) {
+  if (filter && key_index_on(&mb->index))
+    return key_index_find(&mb->index, &mb->queue, last, filter);
+  uint32_t skipped = 0;
+  for (muproc_msg_t *m = last ? last->next : mb->queue.head; m; m = m->next) {
+    if (passes(m, filter))
+      return m;
+    if (++skipped == INDEX_AFTER && filter &&
+        key_index_build(&mb->index, &mb->queue))
+      return key_index_find(&mb->index, &mb->queue, m, filter);
+  }
+  return NULL;
+}
+
 /* The receive loop: the oldest signal first; then (unless SIGNALS_ONLY)
  * the first message after AFTER passing FILTER; else move what senders
  * pushed into the queue and look again; else sleep.  Ordinary mail is
@@ -271,8 +304,8 @@ static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
   if (!out)
     return MUPROC_EINVAL;
   struct mailbox *mb = &p->mbox;
-  /* LAST is the newest message already examined; scanning resumes
-   * after it, so nothing is looked at twice by this call. */
+  /* LAST is the newest message already examined; looking resumes after
+   * it, so nothing is looked at twice by this call. */
   muproc_msg_t *last = after;
   for (;;) {
     muproc_msg_t *sig = pop_signal(mb);
@@ -280,16 +313,16 @@ static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
       *out = sig;
       return MUPROC_SIGNALLED;
     }
-    if (!signals_only)
-      for (muproc_msg_t *m = last ? last->next : mb->queue.head; m;
-           m = m->next) {
-        if (passes(m, filter)) {
-          *out = m;
-          return 0;
-        }
-        last = m;
+    if (!signals_only) {
+      muproc_msg_t *m = find(mb, last, filter);
+      if (m) {
+        *out = m;
+        return 0;
       }
-    if (drain(&mb->inbox, &mb->queue))
+      if (mb->queue.tail)
+        last = mb->queue.tail;
+    }
+    if (drain_inbox(mb))
       continue;
     if ((rc = sleep_for_mail(mb, deadline)) != 0)
       return rc;
@@ -314,14 +347,30 @@ int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
     return rc;
   if (!msg || msg->kind != MUPROC_K_MESSAGE || !msg->queued)
     return MUPROC_EINVAL;
-  unlink_msg(&p->mbox.queue, msg);
-  atomic_fetch_sub(&p->mbox.count, 1);
+  struct mailbox *mb = &p->mbox;
+  if (key_index_on(&mb->index)) {
+    key_index_remove(&mb->index, msg);
+    if (atomic_load_explicit(&mb->sent, memory_order_relaxed) -
+            atomic_load_explicit(&mb->taken, memory_order_relaxed) <=
+        INDEX_OFF)
+      key_index_drop(&mb->index, &mb->queue);
+  }
+  unlink_msg(&mb->queue, msg);
+  /* Only the receiver writes TAKEN: no read-modify-write needed. */
+  atomic_store_explicit(
+      &mb->taken,
+      atomic_load_explicit(&mb->taken, memory_order_relaxed) + 1,
+      memory_order_release);
   return 0;
 }
 
 int64_t muproc_mbox_count(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
-  return p ? atomic_load(&p->mbox.count) : MUPROC_ESRCH;
+  if (!p)
+    return MUPROC_ESRCH;
+  /* TAKEN first: it never exceeds SENT read after it. */
+  int64_t taken = atomic_load(&p->mbox.taken);
+  return atomic_load(&p->mbox.sent) - taken;
 }
 
 int64_t muproc_mbox_signal_count(muproc_pid_t pid) {

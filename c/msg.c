@@ -1,8 +1,9 @@
 /* msg.c - building and reading mumsgs.
  *
  * A message is one allocation when its size is known up front (the Lisp
- * side always knows it): header, pairs and byte area together.  Only a
- * builder that outgrows its hints pays for separate arrays. */
+ * side always knows it): header, pairs and byte area together, from
+ * msgpool.c's per-thread caches.  Only a builder that outgrows its hints
+ * pays for separate arrays. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -14,9 +15,12 @@
 muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
   if (npairs > MAX_PAIRS || nbytes > MAX_BYTES)
     return NULL;
-  muproc_msg_t *m = malloc(sizeof *m + npairs * sizeof(struct pair) + nbytes);
+  uint8_t cls;
+  muproc_msg_t *m =
+      msgpool_alloc(sizeof *m + npairs * sizeof(struct pair) + nbytes, &cls);
   if (!m)
     return NULL;
+  m->pool_class = cls;
   m->next = m->prev = NULL;
   m->sender = 0;
   m->kind = MUPROC_K_MESSAGE;
@@ -25,9 +29,11 @@ muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
   m->pairs = m->storage;
   m->bytes = (char *)(m->storage + npairs);
   m->nbytes = 0;
-  m->cap_bytes = nbytes;
+  m->cap_bytes = (uint32_t)nbytes;
   m->heap_pairs = m->heap_bytes = false;
   m->queued = false;
+  m->seq = 0;
+  m->index_nodes = NULL;
   atomic_fetch_add_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
   return m;
 }
@@ -42,7 +48,7 @@ void muproc_msg_free(muproc_msg_t *m) {
     free(m->pairs);
   if (m->heap_bytes)
     free(m->bytes);
-  free(m);
+  msgpool_free(m, m->pool_class);
   atomic_fetch_sub_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
 }
 
@@ -125,9 +131,11 @@ static int64_t store_bytes(muproc_msg_t *m, const void *bytes, size_t len) {
   if (need > MAX_BYTES)
     return -1;
   if (need > m->cap_bytes) {
-    size_t cap = m->cap_bytes ? m->cap_bytes * 2 : 64;
+    size_t cap = m->cap_bytes ? (size_t)m->cap_bytes * 2 : 64;
     while (cap < need)
       cap *= 2;
+    if (cap > MAX_BYTES)
+      cap = MAX_BYTES; /* NEED fits: it was checked above */
     char *area = malloc(cap);
     if (!area)
       return -1;
@@ -135,14 +143,14 @@ static int64_t store_bytes(muproc_msg_t *m, const void *bytes, size_t len) {
     if (m->heap_bytes)
       free(m->bytes);
     m->bytes = area;
-    m->cap_bytes = cap;
+    m->cap_bytes = (uint32_t)cap;
     m->heap_bytes = true;
   }
   int64_t off = (int64_t)m->nbytes;
   if (len)
     memcpy(m->bytes + off, bytes, len);
   m->bytes[off + len] = '\0';
-  m->nbytes = need;
+  m->nbytes = (uint32_t)need;
   return off;
 }
 
@@ -243,6 +251,17 @@ uint64_t muproc_msg_ref(const muproc_msg_t *m, uint32_t i) {
 uint64_t muproc_msg_handle(const muproc_msg_t *m, uint32_t i) {
   const struct pair *p = pair_at(m, i, MUPROC_T_HANDLE);
   return p ? p->v.u : 0;
+}
+
+bool msg_has_keys(const muproc_msg_t *m, const uint32_t *keys, uint32_t len) {
+  for (uint32_t k = 0; k < len; k++) {
+    bool found = false;
+    for (uint32_t i = 0; !found && i < m->npairs; i++)
+      found = m->pairs[i].key == keys[k];
+    if (!found)
+      return false;
+  }
+  return true;
 }
 
 int muproc_msg_find(const muproc_msg_t *m, muproc_atom_t key) {

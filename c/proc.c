@@ -1,20 +1,32 @@
 /* proc.c - the process table, process lifecycle and exits.
  *
  * Slots are preallocated, so a pid lookup is an index and a serial
- * compare.  Freed slots are reused oldest-first, which keeps a dead pid's
- * number out of circulation for as long as possible. */
+ * compare.  The table is reserved zeroed (a zero stamp means "no
+ * process") and a slot is first touched when first used, so a runtime
+ * that runs a hundred muprocs doesn't pay for 65,536 of them.  Freed
+ * slots wait in a queue and are reused oldest-first once REUSE_AFTER of
+ * them have piled up, which keeps a dead pid's number out of circulation
+ * for a while. */
 #include "internal.h"
 
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
-_Thread_local muproc_pid_t muproc_tls_self;
+/* initial-exec: the library is loaded at startup or by dlopen into an
+ * image with static TLS to spare, and every send reads this. */
+_Thread_local muproc_pid_t muproc_tls_self __attribute__((tls_model("initial-exec")));
+
+#define REUSE_AFTER 1024
 
 static struct {
   struct proc *slots;
+  void *memory; /* what calloc returned; SLOTS is aligned within it */
   uint32_t max;
-  pthread_mutex_t lock; /* the free queue */
+  pthread_mutex_t lock;          /* the free queue and FRESH */
   uint32_t free_head, free_tail; /* slot index + 1; 0 = empty */
+  uint32_t nfree;
+  _Atomic uint32_t fresh; /* slots 1..FRESH have been used */
 } table = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 muproc_pid_t proc_pid(const struct proc *p) {
@@ -91,23 +103,24 @@ void proc_unlock_pair(struct proc *a, struct proc *b) {
 }
 
 int proc_table_init(uint32_t max_procs) {
-  table.slots = calloc(max_procs, sizeof *table.slots);
-  if (!table.slots)
+  /* calloc of this size maps fresh zero pages; they cost nothing until a
+   * slot is used.  One line more, to align the slots to cache lines. */
+  size_t size = (size_t)max_procs * sizeof *table.slots;
+  table.memory = calloc(1, size + CACHE_LINE);
+  if (!table.memory)
     return MUPROC_ENOMEM;
+  uintptr_t at = ((uintptr_t)table.memory + CACHE_LINE - 1) &
+                 ~(uintptr_t)(CACHE_LINE - 1);
+  table.slots = (struct proc *)at;
   table.max = max_procs;
-  for (uint32_t i = 0; i < max_procs; i++) {
-    struct proc *p = &table.slots[i];
-    pthread_mutex_init(&p->lock, NULL);
-    atomic_init(&p->stamp, STAMP(0, MUPROC_S_NOPROC));
-    p->next_free = (i + 1 < max_procs) ? i + 2 : 0;
-  }
-  table.free_head = 1;
-  table.free_tail = max_procs;
+  table.free_head = table.free_tail = 0;
+  table.nfree = 0;
+  table.fresh = 0;
   return 0;
 }
 
 void proc_table_free(void) {
-  for (uint32_t i = 0; i < table.max; i++) {
+  for (uint32_t i = 0; i < table.fresh; i++) {
     struct proc *p = &table.slots[i];
     pthread_mutex_destroy(&p->lock);
     free(p->ports);
@@ -116,9 +129,50 @@ void proc_table_free(void) {
     free(p->watching.entries);
     free(p->aliases.ids);
   }
-  free(table.slots);
+  free(table.memory);
+  table.memory = NULL;
   table.slots = NULL;
   table.max = 0;
+  table.fresh = 0;
+}
+
+/* Append INDEX to the free queue (AT_FRONT: to its head).  Table lock
+ * held. */
+static void free_queue_put(uint32_t index, bool at_front) {
+  struct proc *p = &table.slots[index - 1];
+  if (at_front) {
+    p->next_free = table.free_head;
+    table.free_head = index;
+    if (!table.free_tail)
+      table.free_tail = index;
+  } else {
+    p->next_free = 0;
+    if (table.free_tail)
+      table.slots[table.free_tail - 1].next_free = index;
+    else
+      table.free_head = index;
+    table.free_tail = index;
+  }
+  table.nfree++;
+}
+
+/* A slot for a new process (index + 1), or 0 if the table is full. */
+static uint32_t slot_take(void) {
+  pthread_mutex_lock(&table.lock);
+  uint32_t index = 0;
+  if (table.nfree > 0 && (table.nfree >= REUSE_AFTER || table.fresh == table.max)) {
+    index = table.free_head;
+    table.free_head = table.slots[index - 1].next_free;
+    if (!table.free_head)
+      table.free_tail = 0;
+    table.nfree--;
+  } else if (table.fresh < table.max) {
+    index = atomic_load_explicit(&table.fresh, memory_order_relaxed) + 1;
+    atomic_store(&table.fresh, index);
+    pthread_mutex_init(&table.slots[index - 1].lock, NULL);
+  }
+  pthread_mutex_unlock(&table.lock);
+  return index;
 }
 
 int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
@@ -131,17 +185,10 @@ int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
   if (name && !(name_slot = atom_name_slot(name, NAME_PROC)))
     return MUPROC_EINVAL;
 
-  pthread_mutex_lock(&table.lock);
-  uint32_t index = table.free_head;
-  if (!index) {
-    pthread_mutex_unlock(&table.lock);
+  uint32_t index = slot_take();
+  if (!index)
     return MUPROC_EPROCLIM;
-  }
   struct proc *p = &table.slots[index - 1];
-  table.free_head = p->next_free;
-  if (!table.free_head)
-    table.free_tail = 0;
-  pthread_mutex_unlock(&table.lock);
 
   uint32_t serial = STAMP_SERIAL(atomic_load(&p->stamp));
   muproc_pid_t new_pid = ((uint64_t)serial << 32) | index;
@@ -149,10 +196,7 @@ int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
     muproc_pid_t expected = 0;
     if (!atomic_compare_exchange_strong(name_slot, &expected, new_pid)) {
       pthread_mutex_lock(&table.lock); /* give the slot back, at the front */
-      p->next_free = table.free_head;
-      table.free_head = index;
-      if (!table.free_tail)
-        table.free_tail = index;
+      free_queue_put(index, true);
       pthread_mutex_unlock(&table.lock);
       return MUPROC_EEXIST;
     }
@@ -280,12 +324,7 @@ int muproc_proc_release(muproc_pid_t pid) {
     muproc_tls_self = 0;
   uint32_t index = MUPROC_PID_NUMBER(pid);
   pthread_mutex_lock(&table.lock);
-  p->next_free = 0;
-  if (table.free_tail)
-    table.slots[table.free_tail - 1].next_free = index;
-  else
-    table.free_head = index;
-  table.free_tail = index;
+  free_queue_put(index, false);
   pthread_mutex_unlock(&table.lock);
   atomic_fetch_sub(&muproc_rt.procs, 1);
   return 0;
@@ -340,7 +379,8 @@ int muproc_proc_find(muproc_atom_t name, muproc_pid_t *pid) {
 
 int64_t muproc_proc_list(muproc_pid_t *buf, size_t cap) {
   int64_t n = 0;
-  for (uint32_t i = 0; i < table.max; i++) {
+  uint32_t used = atomic_load(&table.fresh); /* the rest are unused */
+  for (uint32_t i = 0; i < used; i++) {
     uint64_t stamp = atomic_load(&table.slots[i].stamp);
     int state = STAMP_STATE(stamp);
     if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING)

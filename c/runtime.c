@@ -134,6 +134,7 @@ int muproc_shutdown(void) {
   proc_table_free();
   handle_table_free();
   atom_table_free();
+  msgpool_release();
   pthread_mutex_unlock(&init_lock);
   return 0;
 }

@@ -1,5 +1,7 @@
 /* test-mailbox.c - sending and receiving: order, cursors, filters,
  * deadlines, blocking, the priority lane, capacity, ownership. */
+#include <stdbool.h>
+
 #include "muproc-test.h"
 
 static muproc_atom_t ka, kb, kc, kd, kwanted;
@@ -517,11 +519,162 @@ static void mbox_drain_after_exit(void) {
   MUPROC_FINISH();
 }
 
+/* Selective receive through the key index (keyindex.c) must find exactly
+ * what a plain scan finds.  A model of the queue (each message's :n and
+ * which of six keys it has) is kept next to the real mailbox; random
+ * bursts of messages, random filters (one or two sets of zero to two
+ * keys), cursor walks and takes are applied to both, and every receive is
+ * compared with the model's answer.  Keys are skewed (k0 on most
+ * messages, k5 on one in a hundred) so that filtered receives skip long
+ * runs: the index is built, used, and dropped as the queue shrinks,
+ * many times over. */
+#define MODEL_KEYS 6
+#define MODEL_MAX 4096
+struct model_entry {
+  int64_t n;
+  unsigned mask;
+  muproc_msg_t *msg; /* as received, once seen */
+};
+
+static uint64_t lcg_state = 0x9e3779b97f4a7c15u;
+static uint32_t rnd(uint32_t below) {
+  lcg_state = lcg_state * 6364136223846793005u + 1442695040888963407u;
+  return (uint32_t)(lcg_state >> 33) % below;
+}
+
+static unsigned random_mask(void) {
+  static const uint32_t percent[MODEL_KEYS] = {90, 40, 20, 10, 5, 1};
+  unsigned mask = 0;
+  for (int k = 0; k < MODEL_KEYS; k++)
+    if (rnd(100) < percent[k])
+      mask |= 1u << k;
+  return mask;
+}
+
+static bool model_passes(unsigned mask, const uint32_t *filter,
+                         const unsigned *set_masks) {
+  for (uint32_t s = 0; s < filter[0]; s++)
+    if ((mask & set_masks[s]) == set_masks[s])
+      return true;
+  return false;
+}
+
+static void mbox_filter_index_agrees_with_scan(void) {
+  muproc_pid_t self = setup(0);
+  muproc_atom_t keys[MODEL_KEYS];
+  static struct model_entry model[MODEL_MAX];
+  int len = 0, rounds = slow() ? 300 : 3000;
+  int64_t next_n = 0;
+  for (int k = 0; k < MODEL_KEYS; k++) {
+    char name[8];
+    snprintf(name, sizeof name, "k%d", k);
+    keys[k] = ATOM(name);
+  }
+  for (int round = 0; round < rounds; round++) {
+    /* Phases of filling and draining swing the queue between a few
+     * thousand messages and none. */
+    bool filling = (round / 100) % 2 == 0;
+    int burst = filling ? (int)rnd(60) : (int)rnd(2);
+    for (int b = 0; b < burst && len < MODEL_MAX; b++) {
+      unsigned mask = random_mask();
+      muproc_msg_t *m = muproc_msg_new(1 + MODEL_KEYS, 0);
+      CHECK_OK(muproc_msg_put_int(m, ATOM("n"), next_n));
+      for (int k = 0; k < MODEL_KEYS; k++)
+        if (mask & (1u << k))
+          CHECK_OK(muproc_msg_put_int(m, keys[k], k));
+      CHECK_OK(muproc_send(self, m));
+      model[len++] = (struct model_entry){next_n++, mask, NULL};
+    }
+    /* A random filter: one or two sets of zero to two keys. */
+    uint32_t filter[1 + 2 * 3];
+    unsigned set_masks[2] = {0, 0};
+    uint32_t at = 1;
+    filter[0] = 1 + rnd(2);
+    for (uint32_t s = 0; s < filter[0]; s++) {
+      uint32_t nkeys = rnd(3);
+      filter[at++] = nkeys;
+      for (uint32_t k = 0; k < nkeys; k++) {
+        uint32_t key = 1 + rnd(MODEL_KEYS - 1); /* k0 is too common to skip */
+        filter[at++] = keys[key];
+        set_masks[s] |= 1u << key;
+      }
+    }
+    /* Walk up to four matches with a cursor, then take the last one. */
+    muproc_msg_t *cursor = NULL, *m = NULL;
+    int pos = -1, steps = 1 + (int)rnd(4);
+    for (int step = 0; step < steps; step++) {
+      int want = pos + 1;
+      while (want < len && !model_passes(model[want].mask, filter, set_masks))
+        want++;
+      int rc = muproc_recv(self, cursor, filter, MUPROC_NOWAIT, &m);
+      if (want == len) {
+        CHECK_RC(rc, MUPROC_ETIMEDOUT);
+        break;
+      }
+      CHECK_OK(rc);
+      CHECK_EQ_INT(n_of(m), model[want].n);
+      cursor = m;
+      pos = want;
+    }
+    if (pos >= 0 && rnd(10) < 8) {
+      CHECK_OK(muproc_recv_take(self, cursor));
+      muproc_msg_free(cursor);
+      memmove(&model[pos], &model[pos + 1], (size_t)(len - pos - 1) * sizeof *model);
+      len--;
+    }
+    /* Some go oldest first, as plain receives take them. */
+    for (int t = filling ? (int)rnd(2) : 1 + (int)rnd(100); t > 0 && len > 0; t--) {
+      CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+      CHECK_EQ_INT(n_of(m), model[0].n);
+      CHECK_OK(muproc_recv_take(self, m));
+      muproc_msg_free(m);
+      memmove(&model[0], &model[1], (size_t)(len - 1) * sizeof *model);
+      len--;
+    }
+    CHECK_EQ_INT(muproc_mbox_count(self), len);
+  }
+  teardown(self); /* frees what is still queued, index and all */
+}
+
+/* The index finds a message carrying a key the backlog lacks without
+ * walking the backlog: with 20,000 messages queued ahead of it, each
+ * filtered receive returns it, and a reply sent later is found after the
+ * previous one is taken. */
+static void mbox_filter_index_backlog(void) {
+  muproc_pid_t self = setup(0);
+  uint32_t wanted[] = {1, 1, kwanted};
+  muproc_msg_t *m = NULL;
+  int backlog = slow() ? 2000 : 20000;
+  for (int i = 0; i < backlog; i++)
+    send_n(self, i);
+  for (int round = 0; round < 100; round++) {
+    m = muproc_msg_new(2, 0);
+    CHECK_OK(muproc_msg_put_int(m, ATOM("n"), 1000000 + round));
+    CHECK_OK(muproc_msg_put_nil(m, kwanted));
+    CHECK_OK(muproc_send(self, m));
+    CHECK_OK(muproc_recv(self, NULL, wanted, MUPROC_NOWAIT, &m));
+    CHECK_EQ_INT(n_of(m), 1000000 + round);
+    CHECK_OK(muproc_recv_take(self, m));
+    muproc_msg_free(m);
+    CHECK_RC(muproc_recv(self, NULL, wanted, MUPROC_NOWAIT, &m), MUPROC_ETIMEDOUT);
+  }
+  /* The backlog is intact and in order. */
+  for (int i = 0; i < backlog; i++) {
+    CHECK_OK(muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m));
+    CHECK_EQ_INT(n_of(m), i);
+    CHECK_OK(muproc_recv_take(self, m));
+    muproc_msg_free(m);
+  }
+  teardown(self);
+}
+
 static const struct tap_case cases[] = {
     TAP_CASE(mbox_fifo),
     TAP_CASE(mbox_cursor_and_take),
     TAP_CASE(mbox_take_not_queued),
     TAP_CASE(mbox_filter),
+    TAP_CASE_TIMEOUT(mbox_filter_index_agrees_with_scan, 120),
+    TAP_CASE_TIMEOUT(mbox_filter_index_backlog, 120),
     TAP_CASE(mbox_deadlines),
     TAP_CASE(mbox_blocked_recv_wakes),
     TAP_CASE(mbox_signal_priority_lane),
