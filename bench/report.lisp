@@ -44,6 +44,8 @@
      "erlang")
     ("selective" "muproc"
      ("erlang" :<= 0.5) "erlang-ref")
+    ("selective-10x" "muproc"
+     "selective/muproc" "selective/erlang")
     ("selective-guard" "muproc"
      "selective/erlang")
     ("selective-empty" "muproc"
@@ -64,6 +66,7 @@
     ("call" . "generic-server call round trip (Erlang: gen_server:call)")
     ("ring" . "N=1000 muprocs in a ring, token passed M=100 times")
     ("selective" . "match behind 10,000 queued messages that lack the clause's key")
+    ("selective-10x" . "match behind 100,000 such messages: O(1) if it costs what selective does")
     ("selective-guard" . "match behind 10,000 messages that hold the key; the guard rejects each")
     ("selective-empty" . "the same receive, empty inport")
     ("spawn-alive-*" . "spawn time while up to N idle muprocs are alive (RSS: KiB per muproc)")
