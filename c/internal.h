@@ -119,6 +119,10 @@ struct mailbox {
    * other's counter. */
   OWN_LINE _Atomic(muproc_msg_t *) inbox;
   _Atomic int64_t sent;
+  /* Senders between their stamp check and their push (proc.c); exit
+   * waits for this to drop to 0 so no message lands after the process
+   * exited.  On this line because every send writes it too. */
+  _Atomic uint32_t inflight;
   /* Sleeping: the receiver sets WAITING, re-checks the stacks, then
    * sleeps on WAKE; a sender that sees WAITING sets WAKE and wakes it.
    * Senders never make a syscall while the receiver is not asleep.
@@ -135,7 +139,8 @@ struct mailbox {
   OWN_LINE struct msg_list queue;
   struct msg_list signals;
   _Atomic int64_t taken;
-  uint64_t last_seq; /* of the newest message in QUEUE */
+  uint64_t last_seq; /* of the newest message moved into QUEUE: also how
+                        * many have been moved */
   struct key_index index;
   int32_t spin_ns, sleeps_without_spin; /* see spin_for_mail */
 };
@@ -182,9 +187,6 @@ struct proc {
   muproc_fn_t c_fn; /* C muprocs only */
   void *c_arg;
   uint32_t next_free;
-  /* Senders between their stamp check and their push; exit waits for
-   * this to drop to 0 so no message lands after the process exited. */
-  OWN_LINE _Atomic uint32_t inflight;
   OWN_LINE pthread_mutex_t lock; /* exits, names, reason */
   muproc_atom_t name;
   muproc_atom_t *ports; /* registered port names, under lock */

@@ -8,6 +8,7 @@
  * mailbox again. */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -127,9 +128,8 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
     return MUPROC_ESRCH;
   struct mailbox *mb = &p->mbox;
   bool signal = kind != MUPROC_K_MESSAGE;
-  if (signal) {
-    atomic_fetch_add(&mb->nsignals, 1);
-  } else if (mb->capacity && !forced) {
+  bool reserve = !signal && mb->capacity && !forced;
+  if (reserve) {
     /* Reserve a place first: a full mailbox refuses the newcomer and
      * keeps everything already queued.  A compare-and-swap, so the count
      * never shows more than the capacity, even for an instant. */
@@ -140,13 +140,18 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
         return MUPROC_EFULL;
       }
     } while (!atomic_compare_exchange_weak(&mb->sent, &sent, sent + 1));
-  } else {
-    atomic_fetch_add_explicit(&mb->sent, 1, memory_order_relaxed);
+  } else if (!signal) {
+    /* Counted before the push, so that a receiver that has the message
+     * also sees it counted; a receive that doesn't wait lets a push it
+     * sees counted finish (sleep_for_mail). */
+    atomic_fetch_add(&mb->sent, 1);
   }
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
   msg->prev = NULL;
   mailbox_push(mb, msg, signal);
+  if (signal)
+    atomic_fetch_add(&mb->nsignals, 1);
   /* A Lisp receiver that isn't blocked here would not look at its
    * priority lane until it receives: have it interrupted. */
   if (signal && p->kind == MUPROC_KIND_LISP && !atomic_load(&mb->waiting))
@@ -199,6 +204,12 @@ static muproc_msg_t *pop_signal(struct mailbox *mb) {
   return sig;
 }
 
+static inline void pause_cpu(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 /* Sequentially consistent loads: sleep_for_mail's store to WAITING and
  * this check must not be reordered (a Dekker pair with mailbox_push). */
 static bool mail_arrived(struct mailbox *mb) {
@@ -236,9 +247,7 @@ static bool spin_for_mail(struct mailbox *mb, int64_t deadline) {
         mb->spin_ns = mb->spin_ns * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : mb->spin_ns * 2;
         return true;
       }
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      pause_cpu();
     }
   } while (muproc_now_ns() < end);
   mb->spin_ns /= 2;
@@ -249,8 +258,19 @@ static bool spin_for_mail(struct mailbox *mb, int64_t deadline) {
  * receiver announces itself in WAITING and re-checks the stacks before
  * sleeping, so a push can't slip between the check and the sleep. */
 static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
-  if (deadline == MUPROC_NOWAIT)
-    return MUPROC_ETIMEDOUT;
+  if (deadline == MUPROC_NOWAIT) {
+    /* A sender between counting its message and pushing it: the count
+     * already promises the message, so wait the few instructions (or,
+     * if the sender was preempted, its next time slice) for it. */
+    if (atomic_load(&mb->sent) == (int64_t)mb->last_seq)
+      return MUPROC_ETIMEDOUT;
+    for (int i = 0; !mail_arrived(mb); i++)
+      if (i < 1000)
+        pause_cpu();
+      else
+        sched_yield();
+    return 0;
+  }
   if (spin_for_mail(mb, deadline))
     return 0;
   atomic_store(&mb->wake, 0);
@@ -375,7 +395,10 @@ int64_t muproc_mbox_count(muproc_pid_t pid) {
 
 int64_t muproc_mbox_signal_count(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
-  return p ? atomic_load(&p->mbox.nsignals) : MUPROC_ESRCH;
+  if (!p)
+    return MUPROC_ESRCH;
+  int64_t count = atomic_load(&p->mbox.nsignals); /* see muproc_mbox_count */
+  return count > 0 ? count : 0;
 }
 
 int64_t muproc_mbox_capacity(muproc_pid_t pid) {

@@ -414,7 +414,8 @@ MUPROC_API int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
 MUPROC_API int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg);
 
 /* Ordinary messages queued for PID (taken ones excluded), or
- * MUPROC_ESRCH. */
+ * MUPROC_ESRCH.  A send counts its message just before queueing it;
+ * a receive, even with MUPROC_NOWAIT, finds every message counted. */
 MUPROC_API int64_t muproc_mbox_count(muproc_pid_t pid);
 /* Signals pending in PID's priority lane, or MUPROC_ESRCH. */
 MUPROC_API int64_t muproc_mbox_signal_count(muproc_pid_t pid);

@@ -64,15 +64,15 @@ struct proc *proc_send_begin(muproc_pid_t pid) {
     return NULL;
   /* Raise inflight before reading the stamp: an exit that flips the
    * stamp after this either is seen here or waits for us to finish. */
-  atomic_fetch_add(&p->inflight, 1);
+  atomic_fetch_add(&p->mbox.inflight, 1);
   if (!accepts(atomic_load(&p->stamp), pid)) {
-    atomic_fetch_sub(&p->inflight, 1);
+    atomic_fetch_sub(&p->mbox.inflight, 1);
     return NULL;
   }
   return p;
 }
 
-void proc_send_end(struct proc *p) { atomic_fetch_sub(&p->inflight, 1); }
+void proc_send_end(struct proc *p) { atomic_fetch_sub(&p->mbox.inflight, 1); }
 
 bool proc_alive_pid(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
@@ -258,7 +258,7 @@ int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
   atomic_store(&p->stamp, STAMP(STAMP_SERIAL(stamp), MUPROC_S_EXITED));
   /* From here no sender starts a push; wait out the ones in progress so
    * that "exited" really means "no message will land anymore". */
-  while (atomic_load(&p->inflight) != 0)
+  while (atomic_load(&p->mbox.inflight) != 0)
     sched_yield();
   if (type == MUPROC_T_HANDLE && !handle_retain(value)) {
     type = MUPROC_T_ATOM; /* checked up front; lost only to a racing free */
