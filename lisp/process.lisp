@@ -18,7 +18,9 @@
   (exit-reason nil)
   (exited nil)
   ;; Set when a kill is unwinding it: logged once its cleanups have run.
-  (kill-reason nil))
+  (kill-reason nil)
+  ;; Threads in MUPROC-WAIT-FOR-EXIT for it (see ANNOUNCE-EXIT-EVENT).
+  (exit-waiters 0 :type sb-ext:word))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")

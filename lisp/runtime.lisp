@@ -67,9 +67,8 @@ SETF-able."
   "End parked worker threads beyond the KEEP most recently parked, and wait
 (at most TIMEOUT seconds in all) until they have ended.  Returns how many
 were told to end."
-  (let* ((parked (loop for thread being the hash-keys of *worker-threads*
-                         using (hash-value state)
-                       when (eq state :parked) collect thread))
+  (let* ((workers (loop for thread being the hash-keys of *worker-threads*
+                        collect thread))
          (before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
          (n (muproc.ffi:%worker-trim keep))
          (deadline (+ (get-internal-real-time)
@@ -82,8 +81,9 @@ were told to end."
         (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
                          (plusp (seconds-left)))
               do (wait-for-exit-event 0.1)))
-      ;; Then wait for the threads themselves, so none is left behind.
-      (dolist (thread parked)
+      ;; Then wait for the threads themselves, so none is left behind:
+      ;; those told to end (or idle long enough) have left the table.
+      (dolist (thread workers)
         (unless (gethash thread *worker-threads*)
           (sb-thread:join-thread thread :default nil :timeout (seconds-left)))))
     n))

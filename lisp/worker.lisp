@@ -18,7 +18,8 @@ that fails logs a backtrace on its errorstream and exits with reason
   "How long a worker thread stays parked without work before it ends.")
 
 (defvar *worker-threads* (make-hash-table :synchronized t)
-  "Worker thread -> :RUNNING or :PARKED.")
+  "Every worker thread alive (-> T): a thread enters it when it starts and
+leaves it when it ends, never in between, so a spawn doesn't touch it.")
 
 (defvar *worker-thread-name* "muproc worker"
   "The name of every worker thread (they are pool threads, not muprocs).")
@@ -69,18 +70,18 @@ that fails logs a backtrace on its errorstream and exits with reason
 
 (defun park-worker ()
   "Park until handed the next muproc; NIL when this worker should end."
-  (setf (gethash sb-thread:*current-thread* *worker-threads*) :parked)
   (cffi:with-foreign-object (out :uint64)
     (let ((rc (sb-sys:without-interrupts
                 (muproc.ffi:%worker-park
                  (+ (muproc.ffi:%now-ns)
                     (round (* *muproc-worker-idle-seconds* 1000000000)))
                  out))))
-      (setf (gethash sb-thread:*current-thread* *worker-threads*) :running)
       (when (zerop rc)
         (gethash (cffi:mem-ref out :uint64) *live-muprocs*)))))
 
 (defun worker-main (first)
+  ;; The thread enters the table itself: it can't leave it before entering.
+  (setf (gethash sb-thread:*current-thread* *worker-threads*) t)
   (unwind-protect
        (let ((muproc first))
          (loop
@@ -90,7 +91,7 @@ that fails logs a backtrace on its errorstream and exits with reason
     (remhash sb-thread:*current-thread* *worker-threads*)
     (muproc.ffi:%worker-exit)
     (sb-thread:with-mutex (*exit-lock*)
-      (sb-thread:condition-broadcast *exit-queue*))))
+      (announce-exit-event))))
 
 (defun abandon-spawn (muproc)
   "Undo a spawn whose muproc never ran."
@@ -112,11 +113,11 @@ that fails logs a backtrace on its errorstream and exits with reason
           ((= rc muproc.ffi:+worker-needed+)
            (let ((ok nil))
              (unwind-protect
-                  (let ((thread (sb-thread:make-thread #'worker-main
-                                                       :name *worker-thread-name*
-                                                       :arguments (list muproc))))
-                    (setf (gethash thread *worker-threads*) :running
-                          ok t))
+                  (progn
+                    (sb-thread:make-thread #'worker-main
+                                           :name *worker-thread-name*
+                                           :arguments (list muproc))
+                    (setf ok t))
                (unless ok
                  (muproc.ffi:%worker-unreserve)
                  (abandon-spawn muproc)))))
