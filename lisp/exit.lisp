@@ -172,8 +172,7 @@ Runs without interrupts: nothing may stop an exit half-way."
         ;; libmuproc cancelled its timers on exit.
         (mapc #'forget-timer-handles (%muproc-timers muproc))
         (setf (%muproc-timers muproc) '())
-        (setf (gethash pid *known-muprocs*) muproc)
-        (remhash pid *live-muprocs*)
+        (note-finished muproc)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
         (when handle (forget-handle handle))
         ;; Last: whoever waits for this exit finds everything cleaned up.

@@ -7,7 +7,7 @@
 ;;; (C never calls Lisp), which act at the muproc's next safe point.
 
 (defun interrupt-muproc-thread (pid)
-  (let* ((muproc (gethash pid *live-muprocs*))
+  (let* ((muproc (live-muproc pid))
          (thread (and muproc (%muproc-thread muproc))))
     (when thread
       (handler-case (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
@@ -39,7 +39,7 @@
 
 (defun release-threads-blocked-in-c ()
   (setf *muproc-worker-idle-seconds* 0)
-  (let ((live (loop for muproc being the hash-values of *live-muprocs* collect muproc)))
+  (let ((live (live-muprocs)))
     (dolist (muproc live)
       (unless (%muproc-exited muproc)
         (send-signal muproc muproc.ffi:+k-kill+ (list :reason :shutdown :quiet t))))
@@ -106,4 +106,4 @@ referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
           :links (stat muproc.ffi:+stat-links+)
           :monitors (stat muproc.ffi:+stat-monitors+)
           :lisp-handles (lisp-handle-count)
-          :live-muprocs (hash-table-count *live-muprocs*))))
+          :live-muprocs (length (live-muprocs)))))

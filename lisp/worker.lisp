@@ -77,7 +77,7 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
                     (round (* *muproc-worker-idle-seconds* 1000000000)))
                  out))))
       (when (zerop rc)
-        (gethash (cffi:mem-ref out :uint64) *live-muprocs*)))))
+        (live-muproc (cffi:mem-ref out :uint64))))))
 
 (defun worker-main (first)
   ;; The thread enters the table itself: it can't leave it before entering.
@@ -100,7 +100,8 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
       (sb-ext:with-locked-hash-table (*muproc-names*)
         (when (eq (gethash (%muproc-name muproc) *muproc-names*) muproc)
           (remhash (%muproc-name muproc) *muproc-names*)))
-      (remhash pid *live-muprocs*)
+      ;; Never returned to anyone: nobody can look it up.
+      (setf (svref **muproc-slots** (pid-index pid)) nil)
       (muproc.ffi:%proc-exit pid muproc.ffi:+t-nil+ 0)
       (setf (%muproc-exited muproc) t)
       ;; It never had a receiver: releasing frees whatever was sent to it.
@@ -165,7 +166,7 @@ reached; nothing is started then."
                             :errorstream (or errorstream *muproc-errorstream*
                                              *trace-output*)
                             :initial-bindings initial-bindings))))
-      (setf (gethash (%muproc-pid muproc) *live-muprocs*) muproc)
+      (note-spawned muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
           (when (gethash name *muproc-names*)
