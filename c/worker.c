@@ -9,6 +9,9 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* What a parked worker is told instead of a pid. */
 #define TOLD_SHUTDOWN ((muproc_pid_t)0)
@@ -76,9 +79,35 @@ int64_t muproc_set_thread_cap(uint32_t cap) {
   return old;
 }
 
+/* Linux 6.16 gave each process a private futex hash table sized for
+ * min(threads, CPUs): 16 buckets on this 2-CPU machine, whatever the
+ * number of threads.  With thousands of workers blocked in futex waits
+ * every wake-up walks a chain of hundreds of waiters under the bucket
+ * lock; an SBCL GC wakes every thread twice (measured: 365 -> 290 ms per
+ * GC with 5,000 muprocs alive).  So once the pool is large, the process
+ * goes back to the kernel's global table, sized for the machine: what
+ * earlier kernels always did.  Best effort; nothing to do elsewhere. */
+#define FUTEX_HASH_GLOBAL_AT 256
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
+
+static void use_global_futex_hash(void) {
+#ifdef __linux__
+  static bool done; /* under w.lock */
+  if (!done) {
+    done = true;
+    prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, 0, 0, 0);
+  }
+#endif
+}
+
 static void set_threads(int64_t delta) { /* under w.lock */
   w.threads += delta;
   atomic_store(&muproc_rt.threads, w.threads);
+  if (w.threads >= FUTEX_HASH_GLOBAL_AT)
+    use_global_futex_hash();
 }
 
 /* Hand WHAT to parked record REC, already unlinked.  Under w.lock.
