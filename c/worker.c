@@ -9,16 +9,28 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* What a parked worker is told instead of a pid. */
 #define TOLD_SHUTDOWN ((muproc_pid_t)0)
 #define TOLD_RETIRE ((muproc_pid_t)-1)
 
-/* A parked worker waits on its own record, on its own stack. */
+/* A parked worker's state word.  Only a SLEEPING worker costs its waker
+ * a syscall. */
+enum { PARK_AWAKE, PARK_SLEEPING, PARK_HANDED };
+
+/* A parked worker waits on its own record, on its own stack.  It is
+ * handed over (pid written, state set to HANDED) under the pool lock, and
+ * woken, when asleep, after the lock is dropped: woken under the lock it
+ * would only block on it.  So the wake-up may reach the record's address
+ * after its worker has left park() and reused the stack, which is
+ * harmless: every futex wait re-checks its word after waking. */
 struct parked {
   struct parked *next;
-  muproc_pid_t pid; /* handed over, under the pool lock */
-  _Atomic int ready;
+  muproc_pid_t pid;
+  _Atomic int state;
 };
 
 struct pool {
@@ -67,14 +79,50 @@ int64_t muproc_set_thread_cap(uint32_t cap) {
   return old;
 }
 
+/* Linux 6.16 gave each process a private futex hash table sized for
+ * min(threads, CPUs): 16 buckets on this 2-CPU machine, whatever the
+ * number of threads.  With thousands of workers blocked in futex waits
+ * every wake-up walks a chain of hundreds of waiters under the bucket
+ * lock; an SBCL GC wakes every thread twice (measured: 365 -> 290 ms per
+ * GC with 5,000 muprocs alive).  So once the pool is large, the process
+ * goes back to the kernel's global table, sized for the machine: what
+ * earlier kernels always did.  Best effort; nothing to do elsewhere. */
+#define FUTEX_HASH_GLOBAL_AT 256
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
+
+static void use_global_futex_hash(void) {
+#ifdef __linux__
+  static bool done; /* under w.lock */
+  if (!done) {
+    done = true;
+    prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, 0, 0, 0);
+  }
+#endif
+}
+
 static void set_threads(int64_t delta) { /* under w.lock */
   w.threads += delta;
   atomic_store(&muproc_rt.threads, w.threads);
+  if (w.threads >= FUTEX_HASH_GLOBAL_AT)
+    use_global_futex_hash();
+}
+
+/* Hand WHAT to parked record REC, already unlinked.  Under w.lock.
+ * Returns the address to wake once the lock is dropped, or NULL. */
+static _Atomic int *hand(struct parked *rec, muproc_pid_t what) {
+  rec->pid = what;
+  if (atomic_exchange(&rec->state, PARK_HANDED) == PARK_SLEEPING)
+    return &rec->state;
+  return NULL;
 }
 
 /* Hand PID to a parked worker of POOL, or reserve a thread slot.
- * Under w.lock. */
-static int offer(struct pool *pool, muproc_pid_t pid) {
+ * Under w.lock; *WAKE is set as by hand(). */
+static int offer(struct pool *pool, muproc_pid_t pid, _Atomic int **wake) {
+  *wake = NULL;
   if (w.shutting_down)
     return MUPROC_ESHUTDOWN;
   struct parked *rec = pool->parked;
@@ -82,9 +130,7 @@ static int offer(struct pool *pool, muproc_pid_t pid) {
     pool->parked = rec->next;
     pool->nparked--;
     atomic_fetch_sub(&muproc_rt.parked, 1);
-    rec->pid = pid;
-    atomic_store(&rec->ready, 1);
-    wake_word(&rec->ready, 1);
+    *wake = hand(rec, pid);
     return 0;
   }
   if (w.threads >= w.cap)
@@ -93,9 +139,18 @@ static int offer(struct pool *pool, muproc_pid_t pid) {
   return MUPROC_WORKER_NEEDED;
 }
 
+static int handed_over(struct parked *rec, muproc_pid_t *pid) {
+  if (rec->pid == TOLD_SHUTDOWN)
+    return MUPROC_ESHUTDOWN;
+  if (rec->pid == TOLD_RETIRE)
+    return MUPROC_ETIMEDOUT;
+  *pid = rec->pid;
+  return 0;
+}
+
 static int park(struct pool *pool, int64_t deadline, muproc_pid_t *pid) {
   struct parked rec = {.next = NULL, .pid = 0};
-  atomic_init(&rec.ready, 0);
+  atomic_init(&rec.state, PARK_AWAKE);
   pthread_mutex_lock(&w.lock);
   if (w.shutting_down) {
     pthread_mutex_unlock(&w.lock);
@@ -107,19 +162,23 @@ static int park(struct pool *pool, int64_t deadline, muproc_pid_t *pid) {
   atomic_fetch_add(&muproc_rt.parked, 1);
   pthread_mutex_unlock(&w.lock);
 
-  int rc = 0;
-  while (!atomic_load(&rec.ready) && rc == 0)
-    rc = wait_on_word(&rec.ready, 0, deadline);
+  /* No spinning first: measured, a parked worker spinning (even only the
+   * latest, for 20 us) took a CPU from the spawner on this 2-CPU machine
+   * and made spawns slower, not faster. */
+  int expected = PARK_AWAKE;
+  if (atomic_compare_exchange_strong(&rec.state, &expected, PARK_SLEEPING)) {
+    int rc = 0;
+    while (atomic_load(&rec.state) == PARK_SLEEPING && rc == 0)
+      rc = wait_on_word(&rec.state, PARK_SLEEPING, deadline);
+  }
+  /* Handed over: no lock needed, the record is already unlinked. */
+  if (atomic_load(&rec.state) == PARK_HANDED)
+    return handed_over(&rec, pid);
 
   pthread_mutex_lock(&w.lock);
-  if (atomic_load(&rec.ready)) { /* a hand-over wins over a timeout */
+  if (atomic_load(&rec.state) == PARK_HANDED) { /* a hand-over wins over a timeout */
     pthread_mutex_unlock(&w.lock);
-    if (rec.pid == TOLD_SHUTDOWN)
-      return MUPROC_ESHUTDOWN;
-    if (rec.pid == TOLD_RETIRE)
-      return MUPROC_ETIMEDOUT;
-    *pid = rec.pid;
-    return 0;
+    return handed_over(&rec, pid);
   }
   for (struct parked **pp = &pool->parked; *pp; pp = &(*pp)->next)
     if (*pp == &rec) {
@@ -132,18 +191,20 @@ static int park(struct pool *pool, int64_t deadline, muproc_pid_t *pid) {
   return MUPROC_ETIMEDOUT;
 }
 
-/* Wake the parked workers of POOL beyond the KEEP most recent ones with
- * WHAT.  Under lock.  Returns how many. */
+/* Tell the parked workers of POOL beyond the KEEP most recent ones WHAT,
+ * waking them here: under the lock, since a worker whose wait timed out
+ * must find itself either handed something or still in the list.
+ * Returns how many. */
 static int64_t dismiss(struct pool *pool, uint32_t keep, muproc_pid_t what) {
   struct parked **pp = &pool->parked;
   for (uint32_t i = 0; *pp && i < keep; i++)
     pp = &(*pp)->next;
   int64_t n = 0;
   for (struct parked *rec = *pp, *next; rec; rec = next, n++) {
-    next = rec->next;
-    rec->pid = what;
-    atomic_store(&rec->ready, 1);
-    wake_word(&rec->ready, 1);
+    next = rec->next; /* REC's worker may leave once handed WHAT */
+    _Atomic int *word = hand(rec, what);
+    if (word)
+      wake_word(word, 1);
   }
   *pp = NULL;
   pool->nparked -= n;
@@ -156,9 +217,12 @@ static int64_t dismiss(struct pool *pool, uint32_t keep, muproc_pid_t what) {
 int muproc_worker_offer(muproc_pid_t pid) {
   if (!atomic_load(&muproc_rt.initialized))
     return MUPROC_ENOTINIT;
+  _Atomic int *wake;
   pthread_mutex_lock(&w.lock);
-  int rc = offer(&w.lisp, pid);
+  int rc = offer(&w.lisp, pid, &wake);
   pthread_mutex_unlock(&w.lock);
+  if (wake)
+    wake_word(wake, 1);
   return rc;
 }
 
@@ -224,9 +288,10 @@ int muproc_spawn_c(muproc_atom_t name, muproc_fn_t fn, void *arg,
   struct proc *p = proc_lookup(new_pid);
   p->c_fn = fn;
   p->c_arg = arg;
+  _Atomic int *wake;
   pthread_mutex_lock(&w.lock);
   w.c_running++;
-  rc = offer(&w.c, new_pid);
+  rc = offer(&w.c, new_pid, &wake);
   if (rc == MUPROC_WORKER_NEEDED) {
     struct c_thread *t = malloc(sizeof *t);
     rc = MUPROC_ENOMEM;
@@ -247,6 +312,8 @@ int muproc_spawn_c(muproc_atom_t name, muproc_fn_t fn, void *arg,
   if (rc)
     w.c_running--;
   pthread_mutex_unlock(&w.lock);
+  if (wake)
+    wake_word(wake, 1);
   if (rc) {
     muproc_proc_exit(new_pid, MUPROC_T_NIL, 0);
     muproc_proc_release(new_pid);

@@ -134,6 +134,23 @@ caller must release once libmuproc has taken its own reference."
 
 (defvar *exit-lock* (sb-thread:make-mutex :name "muproc exits"))
 (defvar *exit-queue* (sb-thread:make-waitqueue :name "muproc exits"))
+;;; SBCL's CONDITION-BROADCAST always makes a futex syscall (about a
+;;; microsecond, a fifth of a spawn) and wakes every waiter, though an exit
+;;; is rarely waited for, and then by one waiter for that muproc (a MUPROC
+;;; form's caller waits for its muproc while thousands of others come and
+;;; go).  So a waiter counts itself, atomically, on the muproc it waits for
+;;; (its EXIT-WAITERS) or, waiting for any exit event, here (in the CAR);
+;;; an exit broadcasts only when one of the two counts is not zero.
+(sb-ext:defglobal **exit-waiters** (list 0))
+
+(defun announce-exit-event (&optional muproc)
+  "With *EXIT-LOCK* held: wake whoever waits in WAIT-FOR-EXIT-EVENT for
+MUPROC's exit (NIL: for a worker's) or for any exit.  A waiter counts
+itself under the lock before it waits, so seeing none here means none can
+miss this."
+  (when (or (plusp (car **exit-waiters**))
+            (and muproc (plusp (%muproc-exit-waiters muproc))))
+    (sb-thread:condition-broadcast *exit-queue*)))
 
 (defun finish-muproc (muproc reason)
   "Record REASON, free the name, exit in libmuproc, drain and release.
@@ -155,21 +172,31 @@ Runs without interrupts: nothing may stop an exit half-way."
         ;; libmuproc cancelled its timers on exit.
         (mapc #'forget-timer-handles (%muproc-timers muproc))
         (setf (%muproc-timers muproc) '())
-        (setf (gethash pid *known-muprocs*) muproc)
-        (remhash pid *live-muprocs*)
+        (note-finished muproc)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
         (when handle (forget-handle handle))
         ;; Last: whoever waits for this exit finds everything cleaned up.
         (sb-thread:with-mutex (*exit-lock*)
           (setf (%muproc-exited muproc) t)
-          (sb-thread:condition-broadcast *exit-queue*))))))
+          (announce-exit-event muproc))))))
 
-(defun wait-for-exit-event (timeout)
-  "With *EXIT-LOCK* held: wait until an exit is announced or TIMEOUT
-seconds (NIL: no limit) pass; return with the lock held either way (a
-timed-out CONDITION-WAIT returns without it)."
-  (unless (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout timeout)
-    (sb-thread:grab-mutex *exit-lock*)))
+(defun wait-for-exit-event (timeout &optional muproc)
+  "With *EXIT-LOCK* held: wait until MUPROC's exit (NIL: any exit, a
+worker's included) is announced or TIMEOUT seconds (NIL: no limit) pass;
+return with the lock held either way (a timed-out CONDITION-WAIT returns
+without it).  Other exits may wake it too."
+  (flet ((wait ()
+           (unless (sb-thread:condition-wait *exit-queue* *exit-lock* :timeout timeout)
+             (sb-thread:grab-mutex *exit-lock*))))
+    (if muproc
+        (progn
+          (sb-ext:atomic-incf (%muproc-exit-waiters muproc))
+          (unwind-protect (wait)
+            (sb-ext:atomic-decf (%muproc-exit-waiters muproc))))
+        (progn
+          (sb-ext:atomic-incf (car **exit-waiters**))
+          (unwind-protect (wait)
+            (sb-ext:atomic-decf (car **exit-waiters**)))))))
 
 (defun muproc-wait-for-exit (muproc &key timeout)
   "Wait until MUPROC has exited and been cleaned up, at most TIMEOUT
@@ -186,4 +213,4 @@ seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
                          internal-time-units-per-second))))
           (when (and left (<= left 0))
             (return (values nil nil)))
-          (wait-for-exit-event left))))))
+          (wait-for-exit-event left muproc))))))

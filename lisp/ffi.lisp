@@ -10,6 +10,11 @@
 (defconstant +major+ 0)
 (defconstant +minor+ 1)
 
+;;; The size of libmuproc's process table, given to muproc_init: pid
+;;; numbers run from 1 to this, and the Lisp side indexes its muprocs by
+;;; them (see **MUPROC-SLOTS**).
+(defconstant +max-procs+ 65536)
+
 (cffi:define-foreign-library libmuproc
   (:unix "libmuproc.so.0")
   (t (:default "libmuproc")))
@@ -234,7 +239,7 @@ listing every path tried, or MUPROC:MUPROC-VERSION-MISMATCH."
             (cffi:load-foreign-library (namestring found))
             (cffi:load-foreign-library 'libmuproc)))))
   (check-version)
-  (let ((rc (%init 0 0)))
+  (let ((rc (%init +max-procs+ 0)))
     (when (minusp rc)
       (error 'muproc:muproc-runtime-error :code rc :operation "muproc_init")))
   (setf *creation* (%creation))

@@ -15,7 +15,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:+t-nil+ #:+t-int+ #:+t-double+ #:+t-atom+ #:+t-string+ #:+t-binary+
            #:+t-pid+ #:+t-ref+ #:+t-handle+
            #:+k-message+ #:+k-exit+ #:+k-kill+ #:+k-timer+ #:+k-interrupt+
-           #:+kind-lisp+ #:+kind-c+
+           #:+kind-lisp+ #:+kind-c+ #:+max-procs+
            #:+s-noproc+ #:+s-created+ #:+s-running+ #:+s-waiting+ #:+s-exited+
            #:+stat-procs+ #:+stat-threads+ #:+stat-parked+ #:+stat-handles+
            #:+stat-messages+ #:+stat-atoms+ #:+stat-registered+

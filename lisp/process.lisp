@@ -18,7 +18,9 @@
   (exit-reason nil)
   (exited nil)
   ;; Set when a kill is unwinding it: logged once its cleanups have run.
-  (kill-reason nil))
+  (kill-reason nil)
+  ;; Threads in MUPROC-WAIT-FOR-EXIT for it (see ANNOUNCE-EXIT-EVENT).
+  (exit-waiters 0 :type sb-ext:word))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")
@@ -35,16 +37,65 @@
 errorstream given to MUPROC-SPAWN, or the spawner's; NIL outside a muproc,
 where *TRACE-OUTPUT* is used.")
 
-;;; Live Lisp muprocs are held strongly until they have exited; muprocs
-;;; learned from messages (C muprocs, the dead) only weakly.
-(defvar *live-muprocs* (make-hash-table :synchronized t))
+;;; Lisp muprocs by pid number, the index of their slot in libmuproc's
+;;; process table: an unfinished muproc strongly, then, once it has
+;;; finished, through a weak pointer until a spawn reuses the slot.  A
+;;; spawn and an exit each store one word there: no lock, no hashing, and
+;;; no weak hash table, whose insertion cost half a microsecond per exit
+;;; and whose entries every GC had to cull.  Only the slot's spawner and
+;;; then its muproc's worker write it, one after the other (libmuproc
+;;; reuses a slot only after its release, which follows the exit's write).
+(declaim (type simple-vector **muproc-slots**))
+(sb-ext:defglobal **muproc-slots**
+    (make-array (1+ muproc.ffi:+max-procs+) :initial-element nil))
+
+;;; Muprocs learned otherwise (C muprocs from messages, and finished Lisp
+;;; muprocs still referenced when their slot was reused), weakly.
 (defvar *known-muprocs* (make-hash-table :synchronized t :weakness :value))
 (defvar *muproc-names* (make-hash-table :test 'eq :synchronized t)
   "Names of live Lisp muprocs.")
 
+(declaim (inline pid-index))
+(defun pid-index (pid)
+  "PID's slot in **MUPROC-SLOTS**, or NIL for a pid outside it."
+  (let ((number (ldb (byte 32 0) pid)))
+    (and (<= 1 number muproc.ffi:+max-procs+) number)))
+
+(defun live-muproc (pid)
+  "The Lisp muproc of PID if it has not finished, else NIL."
+  (let* ((index (pid-index pid))
+         (entry (and index (svref **muproc-slots** index))))
+    (and (muproc-p entry) (= pid (%muproc-pid entry)) entry)))
+
+(defun live-muprocs ()
+  "Every Lisp muproc that has not finished."
+  (loop for entry across **muproc-slots**
+        when (muproc-p entry) collect entry))
+
+(defun note-spawned (muproc)
+  "Make MUPROC (just created in libmuproc) findable by its pid."
+  (let* ((index (pid-index (%muproc-pid muproc)))
+         (old (svref **muproc-slots** index))
+         (dead (and (sb-ext:weak-pointer-p old) (sb-ext:weak-pointer-value old))))
+    ;; Whoever holds the slot's previous muproc must still find that
+    ;; object (EQ) by its pid.
+    (when dead
+      (setf (gethash (%muproc-pid dead) *known-muprocs*) dead))
+    (setf (svref **muproc-slots** index) muproc)))
+
+(defun note-finished (muproc)
+  "Before MUPROC's pid is released: keep it findable while referenced."
+  (setf (svref **muproc-slots** (pid-index (%muproc-pid muproc)))
+        (sb-ext:make-weak-pointer muproc)))
+
 (defun pid-muproc (pid)
   "The muproc object for PID, made on first sight for C muprocs."
-  (or (gethash pid *live-muprocs*)
+  (or (let* ((index (pid-index pid))
+             (entry (and index (svref **muproc-slots** index)))
+             (muproc (if (sb-ext:weak-pointer-p entry)
+                         (sb-ext:weak-pointer-value entry)
+                         entry)))
+        (and muproc (= pid (%muproc-pid muproc)) muproc))
       (gethash pid *known-muprocs*)
       (let ((kind (muproc.ffi:%proc-kind pid)))
         (setf (gethash pid *known-muprocs*)

@@ -7,7 +7,7 @@
 ;;; (C never calls Lisp), which act at the muproc's next safe point.
 
 (defun interrupt-muproc-thread (pid)
-  (let* ((muproc (gethash pid *live-muprocs*))
+  (let* ((muproc (live-muproc pid))
          (thread (and muproc (%muproc-thread muproc))))
     (when thread
       (handler-case (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
@@ -39,7 +39,7 @@
 
 (defun release-threads-blocked-in-c ()
   (setf *muproc-worker-idle-seconds* 0)
-  (let ((live (loop for muproc being the hash-values of *live-muprocs* collect muproc)))
+  (let ((live (live-muprocs)))
     (dolist (muproc live)
       (unless (%muproc-exited muproc)
         (send-signal muproc muproc.ffi:+k-kill+ (list :reason :shutdown :quiet t))))
@@ -67,9 +67,8 @@ SETF-able."
   "End parked worker threads beyond the KEEP most recently parked, and wait
 (at most TIMEOUT seconds in all) until they have ended.  Returns how many
 were told to end."
-  (let* ((parked (loop for thread being the hash-keys of *worker-threads*
-                         using (hash-value state)
-                       when (eq state :parked) collect thread))
+  (let* ((workers (loop for thread being the hash-keys of *worker-threads*
+                        collect thread))
          (before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
          (n (muproc.ffi:%worker-trim keep))
          (deadline (+ (get-internal-real-time)
@@ -82,8 +81,9 @@ were told to end."
         (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
                          (plusp (seconds-left)))
               do (wait-for-exit-event 0.1)))
-      ;; Then wait for the threads themselves, so none is left behind.
-      (dolist (thread parked)
+      ;; Then wait for the threads themselves, so none is left behind:
+      ;; those told to end (or idle long enough) have left the table.
+      (dolist (thread workers)
         (unless (gethash thread *worker-threads*)
           (sb-thread:join-thread thread :default nil :timeout (seconds-left)))))
     n))
@@ -106,4 +106,4 @@ referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
           :links (stat muproc.ffi:+stat-links+)
           :monitors (stat muproc.ffi:+stat-monitors+)
           :lisp-handles (lisp-handle-count)
-          :live-muprocs (hash-table-count *live-muprocs*))))
+          :live-muprocs (length (live-muprocs)))))

@@ -18,7 +18,8 @@ that fails logs a backtrace on its errorstream and exits with reason
   "How long a worker thread stays parked without work before it ends.")
 
 (defvar *worker-threads* (make-hash-table :synchronized t)
-  "Worker thread -> :RUNNING or :PARKED.")
+  "Every worker thread alive (-> T): a thread enters it when it starts and
+leaves it when it ends, never in between, so a spawn doesn't touch it.")
 
 (defvar *worker-thread-name* "muproc worker"
   "The name of every worker thread (they are pool threads, not muprocs).")
@@ -69,18 +70,18 @@ that fails logs a backtrace on its errorstream and exits with reason
 
 (defun park-worker ()
   "Park until handed the next muproc; NIL when this worker should end."
-  (setf (gethash sb-thread:*current-thread* *worker-threads*) :parked)
   (cffi:with-foreign-object (out :uint64)
     (let ((rc (sb-sys:without-interrupts
                 (muproc.ffi:%worker-park
                  (+ (muproc.ffi:%now-ns)
                     (round (* *muproc-worker-idle-seconds* 1000000000)))
                  out))))
-      (setf (gethash sb-thread:*current-thread* *worker-threads*) :running)
       (when (zerop rc)
-        (gethash (cffi:mem-ref out :uint64) *live-muprocs*)))))
+        (live-muproc (cffi:mem-ref out :uint64))))))
 
 (defun worker-main (first)
+  ;; The thread enters the table itself: it can't leave it before entering.
+  (setf (gethash sb-thread:*current-thread* *worker-threads*) t)
   (unwind-protect
        (let ((muproc first))
          (loop
@@ -90,7 +91,7 @@ that fails logs a backtrace on its errorstream and exits with reason
     (remhash sb-thread:*current-thread* *worker-threads*)
     (muproc.ffi:%worker-exit)
     (sb-thread:with-mutex (*exit-lock*)
-      (sb-thread:condition-broadcast *exit-queue*))))
+      (announce-exit-event))))
 
 (defun abandon-spawn (muproc)
   "Undo a spawn whose muproc never ran."
@@ -99,7 +100,8 @@ that fails logs a backtrace on its errorstream and exits with reason
       (sb-ext:with-locked-hash-table (*muproc-names*)
         (when (eq (gethash (%muproc-name muproc) *muproc-names*) muproc)
           (remhash (%muproc-name muproc) *muproc-names*)))
-      (remhash pid *live-muprocs*)
+      ;; Never returned to anyone: nobody can look it up.
+      (setf (svref **muproc-slots** (pid-index pid)) nil)
       (muproc.ffi:%proc-exit pid muproc.ffi:+t-nil+ 0)
       (setf (%muproc-exited muproc) t)
       ;; It never had a receiver: releasing frees whatever was sent to it.
@@ -112,11 +114,11 @@ that fails logs a backtrace on its errorstream and exits with reason
           ((= rc muproc.ffi:+worker-needed+)
            (let ((ok nil))
              (unwind-protect
-                  (let ((thread (sb-thread:make-thread #'worker-main
-                                                       :name *worker-thread-name*
-                                                       :arguments (list muproc))))
-                    (setf (gethash thread *worker-threads*) :running
-                          ok t))
+                  (progn
+                    (sb-thread:make-thread #'worker-main
+                                           :name *worker-thread-name*
+                                           :arguments (list muproc))
+                    (setf ok t))
                (unless ok
                  (muproc.ffi:%worker-unreserve)
                  (abandon-spawn muproc)))))
@@ -164,7 +166,7 @@ reached; nothing is started then."
                             :errorstream (or errorstream *muproc-errorstream*
                                              *trace-output*)
                             :initial-bindings initial-bindings))))
-      (setf (gethash (%muproc-pid muproc) *live-muprocs*) muproc)
+      (note-spawned muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
           (when (gethash name *muproc-names*)

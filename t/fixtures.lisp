@@ -96,7 +96,7 @@ muproc worker after a test.")
 (defun unfinished-muprocs ()
   "Every muproc not yet cleaned up: alive, or exited and not yet released,
 and C muprocs."
-  (union (loop for m being the hash-values of muproc::*live-muprocs* collect m)
+  (union (muproc::live-muprocs)
          (muproc-all-processes)))
 
 (defun wait-for-all-muprocs (seconds)

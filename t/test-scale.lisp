@@ -141,3 +141,45 @@ on a handful of reused worker threads (never a thread per muproc)."
       (is (<= most-threads (+ before 5))
           "up to ~d worker threads (~d before)" most-threads before)
       (is (< seconds 60) "~d spawns took ~,1f s" n seconds))))
+
+(defun all-waiting-p (muprocs)
+  (every (lambda (m) (eq :waiting (muproc-state m))) muprocs))
+
+(deftest scale.ten-thousand-alive-then-the-cap (:timeout 120)
+  "10,000 muprocs alive at once (the issue's capacity figure; fewer only if
+the machine's default thread cap is lower), each blocked in a receive on
+its own worker thread, with the thread cap set to exactly that many: one
+more spawn signals MUPROC-THREAD-LIMIT and starts nothing, the 10,000 keep
+running and all exit normally, and their threads are then trimmed (10,000
+parked threads would slow every later GC by a second)."
+  (let* ((old-cap (muproc-thread-cap))
+         (n (min 10000 old-cap))
+         (alive '()))
+    (unwind-protect
+         (progn
+           ;; The cap counts every worker thread: start from none.
+           (is-true (await #'workers-settled-p :timeout 10))
+           (muproc-trim-workers)
+           (setf (muproc-thread-cap) n)
+           (dotimes (i n)
+             (push (muproc-spawn nil #'scale-wait nil) alive))
+           (is-true (await (lambda () (all-waiting-p alive)) :timeout 60)
+                    "not all ~d muprocs reached their receive" n)
+           (let ((stats (muproc-runtime-stats)))
+             (is (= n (getf stats :threads)))
+             (is (= n (getf stats :live-muprocs))))
+           (signals muproc-thread-limit (muproc-spawn nil #'scale-wait nil))
+           (let ((stats (muproc-runtime-stats)))
+             (is (= n (getf stats :processes)) "the refused spawn left a process")
+             (is (= n (getf stats :threads)) "the refused spawn left a thread"))
+           (is (all-waiting-p alive))
+           (dolist (m alive) (mumsg-send m :release t))
+           (is (every (lambda (m) (eq :normal (muproc-wait-for-exit m :timeout 30))) alive))
+           (setf alive '()))
+      (dolist (m alive)
+        (ignore-errors (mumsg-send m :release t))
+        (muproc-wait-for-exit m :timeout 10))
+      (setf (muproc-thread-cap) old-cap)
+      (await #'workers-settled-p :timeout 30)
+      (muproc-trim-workers :timeout 60))
+    (is (zerop (getf (muproc-runtime-stats) :threads)))))
