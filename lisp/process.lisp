@@ -18,7 +18,11 @@
   (exit-reason nil)
   (exited nil)
   ;; Set when a kill is unwinding it: logged once its cleanups have run.
-  (kill-reason nil))
+  (kill-reason nil)
+  ;; The muproc that sent the last message this one received: senders
+  ;; repeat, and finding a muproc by pid locks a table.  Only its own
+  ;; thread touches it.
+  (last-sender nil))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")
