@@ -260,7 +260,8 @@ keyword KEY, or NIL."
         (pairs (view-pairs view)))
     (when atom
       (loop for i below (view-size view)
-            when (= (pair-ref pairs i :uint32 0) atom) return i))))
+            when (= (pair-ref pairs i :uint32 0) (the (unsigned-byte 32) atom))
+              return i))))
 
 (defun view-has-keys-p (view keys)
   "True if the message VIEW shows holds every keyword of KEYS."
