@@ -118,7 +118,9 @@ reference."
 
 (defmacro with-pair-buffer ((pairs npairs) &body body)
   "Evaluate BODY with PAIRS bound to foreign room for NPAIRS pairs: on the
-stack for the usual small message, else allocated and freed."
+stack for the usual small message, else allocated and freed.  malloc and
+free run without interrupts: one unwinding out of them would leave the
+allocator's lock taken."
   (let ((fn (gensym "BODY")) (n (gensym "N")))
     `(flet ((,fn (,pairs) ,@body))
        (declare (dynamic-extent #',fn))
@@ -126,9 +128,15 @@ stack for the usual small message, else allocated and freed."
          (if (<= ,n 8)
              (cffi:with-foreign-object (,pairs :uint8 ,(* 8 muproc.ffi:+pair-size+))
                (,fn ,pairs))
-             (let ((,pairs (cffi:foreign-alloc :uint8 :count (* ,n muproc.ffi:+pair-size+))))
-               (unwind-protect (,fn ,pairs)
-                 (cffi:foreign-free ,pairs))))))))
+             (let ((,pairs nil))
+               (unwind-protect
+                    (progn
+                      (sb-sys:without-interrupts
+                        (setf ,pairs (cffi:foreign-alloc
+                                      :uint8 :count (* ,n muproc.ffi:+pair-size+))))
+                      (,fn ,pairs))
+                 (when ,pairs
+                   (sb-sys:without-interrupts (cffi:foreign-free ,pairs))))))))))
 
 (defun put-value (pairs i type value)
   "Store TYPE and the 8-byte VALUE (an integer; a double for
