@@ -6,6 +6,7 @@
  * pays for separate arrays. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -313,4 +314,110 @@ muproc_msg_t *msg_clone(const muproc_msg_t *m) {
   c->sender = m->sender;
   c->kind = m->kind;
   return c;
+}
+
+/* ---- bulk access ------------------------------------------------- */
+
+/* The view hands out the stored pair array as muproc_pair_t, and
+ * muproc_msg_new_pairs copies values union to union: the public type and
+ * the stored one must stay the same bytes. */
+_Static_assert(sizeof(muproc_pair_t) == 16, "muproc_pair_t is 16 bytes");
+_Static_assert(sizeof(struct pair) == sizeof(muproc_pair_t) &&
+                   offsetof(struct pair, key) == offsetof(muproc_pair_t, key) &&
+                   offsetof(struct pair, type) ==
+                       offsetof(muproc_pair_t, type) &&
+                   offsetof(struct pair, v) == offsetof(muproc_pair_t, v) &&
+                   offsetof(struct pair, v.bytes.len) ==
+                       offsetof(muproc_pair_t, v.bytes.len),
+               "struct pair and muproc_pair_t have the same layout");
+_Static_assert(offsetof(muproc_msg_view_t, bytes) == 8 &&
+                   offsetof(muproc_msg_view_t, sender) == 16 &&
+                   offsetof(muproc_msg_view_t, npairs) == 24 &&
+                   offsetof(muproc_msg_view_t, kind) == 28 &&
+                   sizeof(muproc_msg_view_t) == 32,
+               "muproc_msg_view_t has its documented layout");
+
+int muproc_msg_view(const muproc_msg_t *m, muproc_msg_view_t *view) {
+  if (!m || !view)
+    return MUPROC_EINVAL;
+  view->pairs = (const muproc_pair_t *)m->pairs;
+  view->bytes = m->bytes;
+  view->sender = m->sender;
+  view->npairs = m->npairs;
+  view->kind = (int32_t)m->kind;
+  return 0;
+}
+
+/* Check PAIRS before anything is allocated, so that a failure leaves
+ * nothing behind; returns the byte area the strings need, or an error. */
+static int64_t check_pairs(const muproc_pair_t *pairs, uint32_t npairs,
+                           const void *bytes, size_t nbytes) {
+  size_t need = 0;
+  for (uint32_t i = 0; i < npairs; i++) {
+    const muproc_pair_t *p = &pairs[i];
+    if (p->key == 0)
+      return MUPROC_EINVAL;
+    switch (p->type) {
+    case MUPROC_T_NIL:
+    case MUPROC_T_INT:
+    case MUPROC_T_DOUBLE:
+    case MUPROC_T_PID:
+    case MUPROC_T_REF:
+    case MUPROC_T_HANDLE:
+      break;
+    case MUPROC_T_ATOM:
+      if (p->v.u == 0)
+        return MUPROC_EINVAL;
+      break;
+    case MUPROC_T_STRING:
+    case MUPROC_T_BINARY:
+      if (p->v.bytes.off > nbytes || p->v.bytes.len > nbytes - p->v.bytes.off ||
+          (!bytes && p->v.bytes.len))
+        return MUPROC_EINVAL;
+      need += (size_t)p->v.bytes.len + 1; /* each is followed by a NUL */
+      if (need > MAX_BYTES)
+        return MUPROC_ENOMEM;
+      break;
+    default:
+      return MUPROC_EINVAL;
+    }
+  }
+  return (int64_t)need;
+}
+
+int muproc_msg_new_pairs(muproc_pair_t *pairs, uint32_t npairs,
+                         const void *bytes, size_t nbytes,
+                         muproc_msg_t **out) {
+  if (!out || (!pairs && npairs))
+    return MUPROC_EINVAL;
+  if (npairs > MAX_PAIRS)
+    return MUPROC_ENOMEM;
+  int64_t need = check_pairs(pairs, npairs, bytes, nbytes);
+  if (need < 0)
+    return (int)need;
+  muproc_msg_t *m = muproc_msg_new(npairs, (size_t)need);
+  if (!m)
+    return MUPROC_ENOMEM;
+  for (uint32_t i = 0; i < npairs; i++) {
+    muproc_pair_t *p = &pairs[i];
+    int rc = 0;
+    if (p->type == MUPROC_T_STRING || p->type == MUPROC_T_BINARY) {
+      const char *start = p->v.bytes.len ? (const char *)bytes + p->v.bytes.off
+                                         : NULL;
+      rc = put_bytes(m, p->key, p->type, start, p->v.bytes.len);
+    } else if (p->type == MUPROC_T_HANDLE) {
+      rc = muproc_msg_put_new_handle(m, p->key, &p->v.u);
+    } else {
+      /* Sized up front: append_pair can't fail here. */
+      struct pair *q = append_pair(m, p->key, p->type);
+      if (p->type != MUPROC_T_NIL)
+        memcpy(&q->v, &p->v, sizeof q->v);
+    }
+    if (rc != 0) {
+      muproc_msg_free(m); /* releases the handles made so far */
+      return rc;
+    }
+  }
+  *out = m;
+  return 0;
 }

@@ -277,6 +277,60 @@ MUPROC_API muproc_pid_t muproc_msg_sender(const muproc_msg_t *msg);
 /* MUPROC_K_* of a message. */
 MUPROC_API int muproc_msg_kind(const muproc_msg_t *msg);
 
+/* Bulk access, for bindings that read and write memory directly instead
+ * of making one call per pair (the Lisp side does).  A pair, exactly as a
+ * message stores it: 16 bytes, key at offset 0, type at 4, value at 8.
+ * This layout is part of the ABI. */
+typedef struct muproc_pair {
+  muproc_atom_t key; /* never 0 */
+  uint32_t type;     /* MUPROC_T_* */
+  union {
+    int64_t i;  /* MUPROC_T_INT */
+    double d;   /* MUPROC_T_DOUBLE */
+    uint64_t u; /* the atom id, pid, ref or handle; 0 for MUPROC_T_NIL */
+    struct {
+      uint32_t off; /* STRING, BINARY: the bytes start at OFF in the */
+      uint32_t len; /* byte area, LEN long (and are followed by a NUL) */
+    } bytes;
+  } v;
+} muproc_pair_t;
+
+/* What muproc_msg_view reports about a message.  Layout (part of the
+ * ABI, 32 bytes): pairs at offset 0, bytes at 8, sender at 16, npairs at
+ * 24, kind at 28. */
+typedef struct muproc_msg_view {
+  const muproc_pair_t *pairs; /* NPAIRS pairs, in order */
+  const char *bytes;          /* the byte area STRING/BINARY pairs index */
+  muproc_pid_t sender;        /* as muproc_msg_sender */
+  uint32_t npairs;            /* as muproc_msg_size */
+  int32_t kind;               /* as muproc_msg_kind */
+} muproc_msg_view_t;
+
+/* Fill *VIEW with MSG's pairs, byte area, sender and kind, all in one
+ * call.  The pointers stay valid while the caller may read MSG (until it
+ * is freed, sent, or taken by another receive) and while MSG is not
+ * added to; the pairs must not be written through them.  Returns 0, or
+ * MUPROC_EINVAL for a NULL MSG or VIEW.  Any thread that may read MSG. */
+MUPROC_API int muproc_msg_view(const muproc_msg_t *msg,
+                               muproc_msg_view_t *view);
+
+/* A new message holding the NPAIRS pairs of PAIRS, in order, made in one
+ * call (the same as muproc_msg_new and one put per pair).  STRING and
+ * BINARY pairs name their bytes by offset and length in BYTES (NBYTES
+ * long); they are copied.  For each MUPROC_T_HANDLE pair a NEW handle is
+ * made, owned by the message as with muproc_msg_put_new_handle, and
+ * written back into that pair's v.u: the caller then stores its objects
+ * under those handles before sending.  Other values are taken as they
+ * are.  On success stores the message (owned by the caller) in *OUT and
+ * returns 0.  Returns MUPROC_EINVAL (NULL OUT, NULL PAIRS with NPAIRS >
+ * 0, a key 0, an atom 0, an unknown type, bytes outside BYTES) or
+ * MUPROC_ENOMEM (no memory, too many pairs, handle table full); then
+ * nothing was allocated, *OUT is unchanged and the v.u of HANDLE pairs
+ * is unspecified.  Any thread; does not block. */
+MUPROC_API int muproc_msg_new_pairs(muproc_pair_t *pairs, uint32_t npairs,
+                                    const void *bytes, size_t nbytes,
+                                    muproc_msg_t **out);
+
 /* ------------------------------------------------------------------ */
 /* Processes                                                           */
 /* ------------------------------------------------------------------ */

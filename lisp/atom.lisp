@@ -57,13 +57,18 @@ can't be an atom (empty, or longer than 255 bytes)."
           (setf table new *atom-keywords* new)))
       (setf (svref table id) keyword))))
 
+(declaim (inline atom-keyword))
 (defun atom-keyword (id)
   "The keyword for atom ID."
   (let ((table *atom-keywords*))
+    (declare (simple-vector table))
     (or (and (< id (length table)) (svref table id))
-        (let ((keyword (intern (invert-case (atom-string id)) :keyword)))
-          (remember-atom-keyword id keyword)
-          keyword))))
+        (%learn-atom-keyword id))))
+
+(defun %learn-atom-keyword (id)
+  (let ((keyword (intern (invert-case (atom-string id)) :keyword)))
+    (remember-atom-keyword id keyword)
+    keyword))
 
 (defun atom-string (id)
   "The name of atom ID as a Lisp string."

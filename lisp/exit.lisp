@@ -11,10 +11,11 @@
 (defun consume-signal (msg)
   "Free signal message MSG (owned by the caller) and return its kind and
 plist.  Called without interrupts, so the message can't leak."
-  (let ((kind (muproc.ffi:%msg-kind msg))
-        (plist (decode-plist msg)))
-    (free-message msg)
-    (values kind plist)))
+  (with-message-view (view msg)
+    (let ((kind (view-kind view))
+          (plist (view-plist view)))
+      (free-message msg view)
+      (values kind plist))))
 
 (defvar *active-timeouts* '()
   "Catch tags of the MUPROC-WITH-TIMEOUT forms the current muproc is in.")

@@ -76,6 +76,13 @@ build tree next to muproc.asd (c/.libs/), then the installed libdir."
 (defconstant +k-timer+ 3)
 (defconstant +k-interrupt+ 4)
 
+(defconstant +pair-size+ 16
+  "Bytes per muproc_pair_t: key (uint32) at 0, type (uint32) at 4, value
+(8 bytes) at 8; a string's offset and length are the two uint32 at 8 and 12.")
+(defconstant +view-size+ 32
+  "Bytes of a muproc_msg_view_t: pairs pointer at 0, byte area at 8,
+sender at 16, npairs (uint32) at 24, kind (int32) at 28.")
+
 (defconstant +kind-lisp+ 0)
 (defconstant +kind-c+ 1)
 
@@ -163,6 +170,9 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %msg-find "muproc_msg_find" :int (msg :pointer) (key :uint32))
 (defcall %msg-sender "muproc_msg_sender" :uint64 (msg :pointer))
 (defcall %msg-kind "muproc_msg_kind" :int (msg :pointer))
+(defcall %msg-view "muproc_msg_view" :int (msg :pointer) (view :pointer))
+(defcall %msg-new-pairs "muproc_msg_new_pairs" :int
+  (pairs :pointer) (npairs :uint32) (bytes :pointer) (nbytes :size) (out :pointer))
 
 (defcall %proc-create "muproc_proc_create" :int (name :uint32) (kind :int) (capacity :uint32) (out :pointer))
 (defcall %proc-start "muproc_proc_start" :int (pid :uint64))

@@ -106,6 +106,31 @@ client functions of the current package's handlers call by default."
       (error 'generic-server-not-running :server (format nil "(default of ~a)" package)
                                          :reason :noproc)))
 
+;;; The protocol.  A call is (:gs-call REQUEST), a cast (:gs-cast
+;;; REQUEST), a reply (:gs-reply REPLY): one object each, so one handle
+;;; per message rather than one per field (each handle is made, stored,
+;;; looked up and released).
+
+(defstruct (request (:constructor make-request (handler args &optional alias))
+                    (:copier nil))
+  "What a client asks of a server: HANDLER applied to ARGS, replied to
+through ALIAS (NIL for a cast)."
+  (handler nil :type symbol :read-only t)
+  (args '() :type list :read-only t)
+  (alias nil :read-only t))
+
+(defstruct (reply (:constructor make-reply (alias status values))
+                  (:copier nil))
+  "A server's answer to the call whose alias is ALIAS: STATUS :NORMAL with
+the handler's VALUES, or :ERROR with (condition)."
+  (alias nil :read-only t)
+  (status :normal :type keyword :read-only t)
+  (values '() :type list :read-only t))
+
+(defun reply-to-p (object alias)
+  "True if OBJECT, a received :gs-reply value, answers the call of ALIAS."
+  (and (reply-p object) (eq (reply-alias object) alias)))
+
 ;;; Client side
 
 (defun resolve-server (server-ref)
@@ -146,11 +171,11 @@ called inside a muproc."
          (progn
            (setf server-monitor (muproc-monitor server)
                  alias (open-alias self))
-           (mumsg-send server :gs-call handler :gs-args args :gs-alias alias)
+           (mumsg-send server :gs-call (make-request handler args alias))
            (setf result
                  (mumsg-receive (from :timeout timeout)
-                   ((gs-reply gs-status gs-values) (eq gs-reply alias)
-                    (cons gs-status gs-values))
+                   ((gs-reply) (reply-to-p gs-reply alias)
+                    (cons (reply-status gs-reply) (reply-values gs-reply)))
                    ((terminated reason monitor) (muproc-msgtag= monitor server-monitor)
                     (setf server-monitor nil) ; its notice is consumed
                     (list :down reason))
@@ -177,14 +202,14 @@ called inside a muproc."
   "Close ALIAS, then drop a reply that got through before it closed."
   (muproc.ffi:%alias-remove (muproc::%muproc-pid self) (muproc::muproc-tag-id alias))
   (mumsg-receive (from :timeout 0)
-    ((gs-reply) (eq gs-reply alias) nil)))
+    ((gs-reply) (reply-to-p gs-reply alias) nil)))
 
 (defun muproc-generic-cast (server-ref handler &rest args)
   "Send HANDLER (a cast-handler's symbol) of the generic server SERVER-REF
 ARGS, without waiting.  Returns T.  Signals GENERIC-SERVER-NOT-RUNNING if
 the server is not running."
   (let ((server (live-server-or-lose server-ref handler)))
-    (or (mumsg-send server :gs-cast handler :gs-args args)
+    (or (mumsg-send server :gs-cast (make-request handler args))
         (error 'generic-server-not-running :server server-ref :handler handler
                                            :reason :noproc))))
 
@@ -294,7 +319,7 @@ for.  Returns T if the caller was still waiting, NIL if it gave up."
 (defun send-reply (token status values)
   (let ((rc (muproc::deliver-plist
              (muproc::%muproc-pid (reply-token-caller token))
-             (list :gs-reply (reply-token-alias token) :gs-status status :gs-values values)
+             (list :gs-reply (make-reply (reply-token-alias token) status values))
              (reply-token-caller token)
              :alias (muproc::muproc-tag-id (reply-token-alias token)))))
     (zerop rc)))
@@ -323,17 +348,22 @@ handler deferred; an error goes to the caller (or the log for a cast)."
   (loop
     (let ((*exit-after-handler* nil))
       (mumsg-receive (from)
-        ((gs-call gs-args gs-alias) t
-         (let ((reply (make-reply-token from gs-alias)))
-           (if (eq gs-call '%stop)
+        ((gs-call) (request-p gs-call)
+         (let ((handler (request-handler gs-call))
+               (args (request-args gs-call))
+               (reply (make-reply-token from (request-alias gs-call))))
+           (if (eq handler '%stop)
                (progn (send-reply reply :normal (list t))
-                      (muproc-exit (first gs-args)))
-               (run-handler gs-call
-                            (lambda () (apply (symbol-function gs-call) state from gs-args))
+                      (muproc-exit (first args)))
+               (run-handler handler
+                            (lambda () (apply (symbol-function handler) state from args))
                             reply))))
-        ((gs-cast gs-args) t
-         (run-handler gs-cast (lambda () (apply (symbol-function gs-cast) state gs-args))
-                      nil))
+        ((gs-cast) (request-p gs-cast)
+         (let ((handler (request-handler gs-cast)))
+           (run-handler handler
+                        (lambda () (apply (symbol-function handler) state
+                                          (request-args gs-cast)))
+                        nil)))
         ((terminated reason monitor) t
          (handle-unexpected package state *muproc-packet*))
         ((terminated reason) t

@@ -11,7 +11,12 @@ interleaved with another muproc's.")
 (defun log-timestamp ()
   "The local time of day as HH:MM:SS.mmm."
   (multiple-value-bind (seconds microseconds) (sb-ext:get-time-of-day)
-    (multiple-value-bind (s m h) (decode-universal-time (+ seconds +unix-epoch+))
+    (multiple-value-bind (s m h)
+        ;; DECODE-UNIVERSAL-TIME calls localtime_r, which holds glibc's
+        ;; tzset lock: an exit interrupt unwinding out of it would leave
+        ;; the lock taken and the next muproc to log hung for good.
+        (sb-sys:without-interrupts
+          (decode-universal-time (+ seconds +unix-epoch+)))
       (format nil "~2,'0d:~2,'0d:~2,'0d.~3,'0d" h m s (floor microseconds 1000)))))
 
 (defun muproc-log-errorstream (format-control &rest arguments)

@@ -37,10 +37,19 @@ terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
                         (t destination)))
   nil)
 
+(defun receiver-kind (pid destination)
+  "The libmuproc kind of muproc PID: known from DESTINATION when that is
+its muproc object (no call then), else asked of libmuproc (negative: no
+such muproc)."
+  (case (and (muproc-p destination) (%muproc-kind destination))
+    (:lisp muproc.ffi:+kind-lisp+)
+    (:c muproc.ffi:+kind-c+)
+    (t (muproc.ffi:%proc-kind pid))))
+
 (defun deliver-plist (pid plist destination &key alias)
   "Encode PLIST (already checked) for muproc PID and send it, directly or
 through reply ALIAS.  Returns 0 or the libmuproc code."
-  (let ((kind (muproc.ffi:%proc-kind pid)))
+  (let ((kind (receiver-kind pid destination)))
     (if (minusp kind)
         kind
         (sb-sys:without-interrupts
@@ -96,42 +105,58 @@ of keywords; a null pointer when some set is empty (anything may match)."
   "True while a receive is scanning the inport: the message it looks at
 is only borrowed, so nothing may receive until the scan is over.")
 
-(defun sender-muproc (msg)
-  (let ((pid (muproc.ffi:%msg-sender msg)))
-    (unless (zerop pid) (pid-muproc pid))))
+(defun pid-sender (pid)
+  "The muproc of sender PID (NIL for 0), remembered per receiver."
+  (unless (zerop pid)
+    (let* ((self *current-muproc*)
+           (last (and self (%muproc-last-sender self))))
+      (if (and last (= (%muproc-pid last) pid))
+          last
+          (let ((sender (pid-muproc pid)))
+            (when self (setf (%muproc-last-sender self) sender))
+            sender)))))
+
+(defun view-sender (view)
+  "The muproc that sent the message VIEW shows, or NIL."
+  (pid-sender (view-sender-pid view)))
 
 (defun %receive (filter timeout matcher)
   "Scan the inport for the first message, oldest first, for which MATCHER
-(called with its plist and sender) returns a clause index; take it and
-return (values index plist sender), or :TIMEOUT."
+(called with a view of it, see muproc_msg_view) returns a clause index;
+take it and return (values index plist sender), or :TIMEOUT.  A rejected
+message is never decoded here: MATCHER reads only what its guards need."
+  (declare (function matcher))
   (let* ((self (current-muproc-or-lose "MUMSG-RECEIVE"))
          (pid (%muproc-pid self))
          (deadline (timeout-deadline timeout)))
     (when *receive-in-progress*
       (error 'muproc-nested-receive))
     (let ((*receive-in-progress* t))
-      (cffi:with-foreign-object (out :pointer)
+      (cffi:with-foreign-objects ((out :pointer)
+                                  (view :uint8 muproc.ffi:+view-size+))
         (let ((after (cffi:null-pointer)))
           (loop
             (multiple-value-bind (rc signal-kind signal-plist)
                 (sb-sys:without-interrupts
                   (let ((rc (muproc.ffi:%recv pid after filter deadline out)))
-                    (if (= rc muproc.ffi:+signalled+)
-                        (multiple-value-call #'values rc
-                          (consume-signal (cffi:mem-ref out :pointer)))
-                        rc)))
+                    (cond ((= rc muproc.ffi:+signalled+)
+                           (multiple-value-call #'values rc
+                             (consume-signal (cffi:mem-ref out :pointer))))
+                          ((zerop rc)
+                           (muproc.ffi:%msg-view (cffi:mem-ref out :pointer) view)
+                           rc)
+                          (t rc))))
               (cond
                 ((zerop rc)
-                 (let* ((msg (cffi:mem-ref out :pointer))
-                        (plist (decode-plist msg))
-                        (sender (sender-muproc msg))
-                        (index (funcall matcher plist sender)))
+                 (let ((msg (cffi:mem-ref out :pointer))
+                       (index (funcall matcher view)))
                    (if index
-                       (progn
+                       (let ((plist (view-plist view))
+                             (sender (view-sender view)))
                          (sb-sys:without-interrupts
                            (muproc.ffi:check (muproc.ffi:%recv-take pid msg)
                                              "muproc_recv_take")
-                           (free-message msg))
+                           (free-message msg view))
                          (return (values index plist sender)))
                        (setf after msg))))
                 ((= rc muproc.ffi:+signalled+)
@@ -141,14 +166,27 @@ return (values index plist sender), or :TIMEOUT."
                 (t (error 'muproc-runtime-error :code rc
                                                 :operation "muproc_recv"))))))))))
 
-(defconstant +absent+ '+absent+)
-
-(defun plist-has-keys-p (plist keys)
-  (loop for key in keys
-        always (not (eq (getf plist key +absent+) +absent+))))
-
 (defun clause-key (variable)
   (intern (symbol-name variable) :keyword))
+
+(defun clause-test (clause view)
+  "A form true when the message VIEW shows matches CLAUSE.  Only the
+values the guard names are decoded, and none for a constant guard: a
+message the clause rejects costs little."
+  (let ((variables (first clause))
+        (guard (second clause)))
+    (if (and (constantp guard) (eval guard))
+        `(view-has-keys-p ,view ',(mapcar #'clause-key variables))
+        (let ((indexes (loop for v in variables collect (gensym (symbol-name v)))))
+          `(let ,(loop for v in variables
+                       for i in indexes
+                       collect `(,i (view-find ,view ,(clause-key v))))
+             (and ,@indexes
+                  (let ,(loop for v in variables
+                              for i in indexes
+                              collect `(,v (view-value ,view ,i)))
+                    (declare (ignorable ,@variables))
+                    ,guard)))))))
 
 (defmacro mumsg-receive ((from &key timeout) &body clauses)
   "Receive the oldest message that matches one of CLAUSES, blocking until
@@ -164,52 +202,48 @@ anything.
 TIMEOUT (seconds, evaluated once; NIL: wait forever; 0: don't wait at all)
 bounds the wait; when it passes, the forms of a clause (:TIMEOUT FORM*)
 are evaluated, or NIL is returned.  The timeout uses no thread interrupt.
-Guards must have no side effects and must not receive.  Signals
+Guards must have no side effects and must not receive; a guard sees FROM
+and its NAMEs, which are decoded afresh for the body (EQ for anything sent
+by a Lisp muproc, EQUAL for strings and binaries from a C one).  Signals
 MUPROC-NOT-IN-MUPROC outside a muproc."
   (let* ((timeout-clause (find :timeout clauses :key #'car))
          (clauses (remove timeout-clause clauses))
          (plist (gensym "PLIST"))
          (sender (gensym "SENDER"))
-         (index (gensym "INDEX")))
+         (index (gensym "INDEX"))
+         (view (gensym "VIEW")))
     (dolist (clause clauses)
       (unless (and (consp clause) (listp (first clause))
                    (every (lambda (v) (and (symbolp v) v)) (first clause)))
         (error "Malformed MUMSG-RECEIVE clause ~s: expected ((NAME*) GUARD FORM*)."
                clause)))
-    (flet ((bindings (clause)
-             (loop for var in (first clause)
-                   collect `(,var (getf ,plist ,(clause-key var))))))
-      `(multiple-value-bind (,index ,plist ,sender)
-           (%receive
-            (load-time-value
-             (make-receive-filter
-              ',(loop for clause in clauses
-                      collect (mapcar #'clause-key (first clause))))
-             t)
-            ,timeout
-            (lambda (,plist ,sender)
-              (let ((,from ,sender))
-                (declare (ignorable ,from))
-                (cond
-                  ,@(loop for clause in clauses
-                          for i from 0
-                          collect
-                          `((and (plist-has-keys-p
-                                  ,plist ',(mapcar #'clause-key (first clause)))
-                                 (let ,(bindings clause)
-                                   (declare (ignorable ,@(first clause)))
-                                   ,(second clause)))
-                            ,i))))))
-         (declare (ignorable ,plist ,sender))
-         (case ,index
-           ,@(loop for clause in clauses
-                   for i from 0
-                   collect `(,i (let ((,from ,sender)
-                                      (*muproc-packet* (%make-mumsg ,plist))
-                                      ,@(bindings clause))
-                                  (declare (ignorable ,from ,@(first clause)))
-                                  ,@(cddr clause))))
-           (t ,@(rest timeout-clause)))))))
+    `(multiple-value-bind (,index ,plist ,sender)
+         (%receive
+          (load-time-value
+           (make-receive-filter
+            ',(loop for clause in clauses
+                    collect (mapcar #'clause-key (first clause))))
+           t)
+          ,timeout
+          (lambda (,view)
+            ;; FROM as a symbol macro: the sender's muproc is looked up
+            ;; only if a guard asks for it.
+            (symbol-macrolet ((,from (view-sender ,view)))
+              (cond
+                ,@(loop for clause in clauses
+                        for i from 0
+                        collect `(,(clause-test clause view) ,i))))))
+       (declare (ignorable ,plist ,sender))
+       (case ,index
+         ,@(loop for clause in clauses
+                 for i from 0
+                 collect `(,i (let ((,from ,sender)
+                                    (*muproc-packet* (%make-mumsg ,plist))
+                                    ,@(loop for var in (first clause)
+                                            collect `(,var (getf ,plist ,(clause-key var)))))
+                                (declare (ignorable ,from ,@(first clause)))
+                                ,@(cddr clause))))
+         (t ,@(rest timeout-clause))))))
 
 (defun muproc-unmatched-input-count (&optional (muproc (muproc-current-process)))
   "How many messages wait in MUPROC's inport (default: the current

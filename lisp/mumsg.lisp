@@ -28,19 +28,20 @@
 
 (defun check-plist (plist)
   "Signal MUMSG-MALFORMED unless PLIST is a proper list of keyword/value
-pairs."
-  (unless (and (listp plist) (null (cdr (last plist))))
-    (error 'mumsg-malformed :plist plist :problem "not a proper list"))
-  (when (oddp (length plist))
-    (error 'mumsg-malformed :plist plist :problem "an odd number of elements"))
-  (loop for key in plist by #'cddr
-        unless (keywordp key)
-          do (error 'mumsg-malformed :plist plist
-                                     :problem (format nil "the key ~s is not a keyword" key))
-        unless (<= 1 (length (symbol-name key)) 255)
-          do (error 'mumsg-malformed :plist plist
-                                     :problem (format nil "the key ~s is not 1 to 255 characters long"
-                                                      key))))
+pairs.  One walk down the list: it is on the path of every send."
+  (flet ((malformed (problem &rest arguments)
+           (error 'mumsg-malformed :plist plist
+                                   :problem (apply #'format nil problem arguments))))
+    (do ((tail plist (cddr tail)))
+        ((null tail))
+      (unless (consp tail) (malformed "not a proper list"))
+      (let ((key (car tail))
+            (rest (cdr tail)))
+        (cond ((null rest) (malformed "an odd number of elements"))
+              ((not (consp rest)) (malformed "not a proper list"))
+              ((not (keywordp key)) (malformed "the key ~s is not a keyword" key))
+              ((not (<= 1 (length (symbol-name key)) 255))
+               (malformed "the key ~s is not 1 to 255 characters long" key)))))))
 
 (defun mumsg (&rest plist)
   "A mumsg holding PLIST, e.g. (mumsg :quantity 3 :price 42).  Keys must be
@@ -63,106 +64,227 @@ present."
   "The keys of MUMSG, in order."
   (loop for key in (mumsg-plist mumsg) by #'cddr collect key))
 
-;;; Encoding
+;;; Messages are read and built through their pairs in C memory, laid
+;;; out as muproc_pair_t (public in muproc.h): one call to see a message
+;;; (muproc_msg_view) and one to build it (muproc_msg_new_pairs), instead
+;;; of one call per size, key, type and value.  Only the pair and view
+;;; layouts are read, never the message header, which is libmuproc's own.
 
-(defun free-message (msg)
-  "Free a libmuproc message this thread owns, and clear the slots of the
-handles that no longer have a reference."
-  (let ((handles (loop for i below (muproc.ffi:%msg-size msg)
-                       when (= (muproc.ffi:%msg-type msg i) muproc.ffi:+t-handle+)
-                         collect (muproc.ffi:%msg-handle msg i))))
+(deftype pair-index ()
+  "An index into a message's pairs (libmuproc allows fewer than 2^20)."
+  '(unsigned-byte 32))
+
+(defmacro pair-ref (pairs i type offset)
+  "The field of TYPE at OFFSET in pair I of the pair array PAIRS."
+  `(cffi:mem-ref ,pairs ,type (+ (* (the pair-index ,i) muproc.ffi:+pair-size+) ,offset)))
+
+(declaim (inline view-pairs view-bytes view-size view-kind view-sender-pid))
+(defun view-pairs (view) (cffi:mem-ref view :pointer 0))
+(defun view-bytes (view) (cffi:mem-ref view :pointer 8))
+(defun view-sender-pid (view) (cffi:mem-ref view :uint64 16))
+(defun view-size (view) (cffi:mem-ref view :uint32 24))
+(defun view-kind (view) (cffi:mem-ref view :int32 28))
+
+(defmacro with-message-view ((view msg) &body body)
+  "Evaluate BODY with VIEW bound to a muproc_msg_view_t of MSG (a message
+this thread may read), on the stack."
+  `(cffi:with-foreign-object (,view :uint8 ,muproc.ffi:+view-size+)
+     (muproc.ffi:%msg-view ,msg ,view)
+     ,@body))
+
+;;; Freeing
+
+(defun view-handles (view)
+  "The handles the message VIEW shows carries."
+  (let ((pairs (view-pairs view)))
+    (loop for i below (view-size view)
+          when (= (pair-ref pairs i :uint32 4) muproc.ffi:+t-handle+)
+            collect (pair-ref pairs i :uint64 8))))
+
+(defun message-handles (msg)
+  "The handles libmuproc message MSG carries."
+  (with-message-view (view msg)
+    (view-handles view)))
+
+(defun free-message (msg &optional view)
+  "Free a libmuproc message this thread owns (VIEW, if given, is a view
+of it), and clear the slots of the handles that no longer have a
+reference."
+  (let ((handles (if view (view-handles view) (message-handles msg))))
     (muproc.ffi:%msg-free msg)
     (mapc #'forget-handle handles)))
 
-(defun put-handle (msg key value)
-  (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%msg-put-new-handle msg key out)
-                      "muproc_msg_put_new_handle")
-    (store-handle (cffi:mem-ref out :uint64) value)
-    muproc.ffi:+ok+))
+;;; Encoding
 
-(defun put-bytes (msg key octets binaryp)
-  (let ((octets (coerce octets '(simple-array (unsigned-byte 8) (*)))))
-    (cffi:with-pointer-to-vector-data (ptr octets)
-      (if binaryp
-          (muproc.ffi:%msg-put-binary msg key ptr (length octets))
-          (muproc.ffi:%msg-put-string msg key ptr (length octets))))))
+(defmacro with-pair-buffer ((pairs npairs) &body body)
+  "Evaluate BODY with PAIRS bound to foreign room for NPAIRS pairs: on the
+stack for the usual small message, else allocated and freed.  malloc and
+free run without interrupts: one unwinding out of them would leave the
+allocator's lock taken."
+  (let ((fn (gensym "BODY")) (n (gensym "N")))
+    `(flet ((,fn (,pairs) ,@body))
+       (declare (dynamic-extent #',fn))
+       (let ((,n ,npairs))
+         (if (<= ,n 8)
+             (cffi:with-foreign-object (,pairs :uint8 ,(* 8 muproc.ffi:+pair-size+))
+               (,fn ,pairs))
+             (let ((,pairs nil))
+               (unwind-protect
+                    (progn
+                      (sb-sys:without-interrupts
+                        (setf ,pairs (cffi:foreign-alloc
+                                      :uint8 :count (* ,n muproc.ffi:+pair-size+))))
+                      (,fn ,pairs))
+                 (when ,pairs
+                   (sb-sys:without-interrupts (cffi:foreign-free ,pairs))))))))))
 
-(defun put-term (msg key-atom key value destination)
-  "Append VALUE as a C term, for a receiver outside the Lisp heap."
+(defun put-value (pairs i type value)
+  "Store TYPE and the 8-byte VALUE (an integer; a double for
+MUPROC_T_DOUBLE) in pair I."
+  (setf (pair-ref pairs i :uint32 4) type)
+  (if (= type muproc.ffi:+t-double+)
+      (setf (pair-ref pairs i :double 8) value)
+      (setf (pair-ref pairs i :int64 8) value)))
+
+(defun put-lisp-value (pairs i value)
+  "Store VALUE in pair I for a Lisp receiver: by reference (a handle, made
+by libmuproc) unless it is immediate."
   (typecase value
-    (null (muproc.ffi:%msg-put-nil msg key-atom))
-    ((signed-byte 64) (muproc.ffi:%msg-put-int msg key-atom value))
-    (float (muproc.ffi:%msg-put-double msg key-atom (coerce value 'double-float)))
-    ((and keyword (satisfies keyword-atom))
-     (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
-    ((eql t) (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom :true)))
-    (string (put-bytes msg key-atom
-                       (sb-ext:string-to-octets value :external-format :utf-8) nil))
-    ((vector (unsigned-byte 8)) (put-bytes msg key-atom value t))
-    (muproc (muproc.ffi:%msg-put-pid msg key-atom (%muproc-pid value)))
-    (muproc-tag (muproc.ffi:%msg-put-ref msg key-atom (muproc-tag-id value)))
-    (t (error 'mumsg-unsendable-value :key key :value value
-                                      :destination destination))))
+    (null (put-value pairs i muproc.ffi:+t-nil+ 0))
+    (fixnum (put-value pairs i muproc.ffi:+t-int+ value))
+    (t (let ((atom (and (keywordp value) (keyword-atom value))))
+         (if atom
+             (put-value pairs i muproc.ffi:+t-atom+ atom)
+             (put-value pairs i muproc.ffi:+t-handle+ 0))))))
 
-(defun put-lisp-value (msg key-atom value)
-  "Append VALUE for a Lisp receiver: by reference unless it is immediate."
-  (typecase value
-    (null (muproc.ffi:%msg-put-nil msg key-atom))
-    (fixnum (muproc.ffi:%msg-put-int msg key-atom value))
-    ((and keyword (satisfies keyword-atom))
-     (muproc.ffi:%msg-put-atom msg key-atom (keyword-atom value)))
-    (t (put-handle msg key-atom value))))
+(defun put-term (pairs i key value destination byte-offset)
+  "Store VALUE in pair I as a C term, for a receiver outside the Lisp heap.
+A string or binary goes at BYTE-OFFSET of the message's byte buffer:
+return its octets then, else NIL."
+  (flet ((put-bytes (type octets)
+           (let ((octets (coerce octets '(simple-array (unsigned-byte 8) (*)))))
+             (setf (pair-ref pairs i :uint32 4) type
+                   (pair-ref pairs i :uint32 8) byte-offset
+                   (pair-ref pairs i :uint32 12) (length octets))
+             (return-from put-term octets))))
+    (typecase value
+      (null (put-value pairs i muproc.ffi:+t-nil+ 0))
+      ((signed-byte 64) (put-value pairs i muproc.ffi:+t-int+ value))
+      (float (put-value pairs i muproc.ffi:+t-double+ (coerce value 'double-float)))
+      ((and keyword (satisfies keyword-atom))
+       (put-value pairs i muproc.ffi:+t-atom+ (keyword-atom value)))
+      ((eql t) (put-value pairs i muproc.ffi:+t-atom+ (keyword-atom :true)))
+      (string (put-bytes muproc.ffi:+t-string+
+                         (sb-ext:string-to-octets value :external-format :utf-8)))
+      ((vector (unsigned-byte 8)) (put-bytes muproc.ffi:+t-binary+ value))
+      (muproc (put-value pairs i muproc.ffi:+t-pid+ (%muproc-pid value)))
+      (muproc-tag (put-value pairs i muproc.ffi:+t-ref+ (muproc-tag-id value)))
+      (t (error 'mumsg-unsendable-value :key key :value value
+                                        :destination destination)))
+    nil))
+
+(defun fill-pairs (pairs plist lisp-receiver-p destination)
+  "Store PLIST's pairs in PAIRS.  Returns the byte buffer the strings and
+binaries among them index (a vector of octets), or NIL if there are none."
+  (let ((chunks '()) (nbytes 0))
+    (loop for (key value) on plist by #'cddr
+          for i from 0
+          do (setf (pair-ref pairs i :uint32 0) (keyword-atom key))
+             (if lisp-receiver-p
+                 (put-lisp-value pairs i value)
+                 (let ((octets (put-term pairs i key value destination nbytes)))
+                   (when octets
+                     (push octets chunks)
+                     (incf nbytes (length octets))))))
+    (when chunks
+      (let ((buffer (make-array nbytes :element-type '(unsigned-byte 8)))
+            (start 0))
+        (dolist (chunk (nreverse chunks) buffer)
+          (replace buffer chunk :start1 start)
+          (incf start (length chunk)))))))
+
+(defun store-pair-handles (pairs plist)
+  "Make the handles libmuproc wrote back into PAIRS refer to PLIST's
+values."
+  (loop for value in (cdr plist) by #'cddr
+        for i from 0
+        when (= (pair-ref pairs i :uint32 4) muproc.ffi:+t-handle+)
+          do (store-handle (pair-ref pairs i :uint64 8) value)))
 
 (defun encode-plist (plist lisp-receiver-p destination)
   "A new libmuproc message holding PLIST (already checked), owned by the
 caller.  LISP-RECEIVER-P chooses by-reference values."
-  (let ((msg (muproc.ffi:%msg-new (floor (length plist) 2) 0))
-        (done nil))
-    (when (cffi:null-pointer-p msg)
-      (error 'muproc-runtime-error :code muproc.ffi:+enomem+
-                                   :operation "muproc_msg_new"))
-    (unwind-protect
-         (progn
-           (loop for (key value) on plist by #'cddr
-                 for key-atom = (keyword-atom key)
-                 do (muproc.ffi:check
-                     (if lisp-receiver-p
-                         (put-lisp-value msg key-atom value)
-                         (put-term msg key-atom key value destination))
-                     "muproc_msg_put"))
-           (setf done t)
-           msg)
-      (unless done (free-message msg)))))
+  (let ((npairs (floor (length plist) 2)))
+    (with-pair-buffer (pairs npairs)
+      (let* ((bytes (fill-pairs pairs plist lisp-receiver-p destination))
+             (msg (cffi:with-foreign-object (out :pointer)
+                    (muproc.ffi:check
+                     (if bytes
+                         (cffi:with-pointer-to-vector-data (ptr bytes)
+                           (muproc.ffi:%msg-new-pairs pairs npairs ptr (length bytes) out))
+                         (muproc.ffi:%msg-new-pairs pairs npairs (cffi:null-pointer) 0 out))
+                     "muproc_msg_new_pairs")
+                    (cffi:mem-ref out :pointer)))
+             (done nil))
+        (unwind-protect
+             (progn (when lisp-receiver-p (store-pair-handles pairs plist))
+                    (setf done t)
+                    msg)
+          (unless done (free-message msg)))))))
 
 ;;; Decoding
 
-(defun decode-value (msg i)
-  (let ((type (muproc.ffi:%msg-type msg i)))
+(defun decode-pair-value (pairs bytes i)
+  "The Lisp value of pair I of PAIRS; BYTES is the message's byte area."
+  (let ((type (pair-ref pairs i :uint32 4)))
     (cond
       ((= type muproc.ffi:+t-nil+) nil)
-      ((= type muproc.ffi:+t-int+) (muproc.ffi:%msg-int msg i))
-      ((= type muproc.ffi:+t-atom+) (atom-keyword (muproc.ffi:%msg-atom msg i)))
-      ((= type muproc.ffi:+t-handle+) (handle-object (muproc.ffi:%msg-handle msg i)))
-      ((= type muproc.ffi:+t-double+) (muproc.ffi:%msg-double msg i))
+      ((= type muproc.ffi:+t-int+) (pair-ref pairs i :int64 8))
+      ((= type muproc.ffi:+t-atom+) (atom-keyword (pair-ref pairs i :uint64 8)))
+      ((= type muproc.ffi:+t-handle+) (handle-object (pair-ref pairs i :uint64 8)))
+      ((= type muproc.ffi:+t-double+) (pair-ref pairs i :double 8))
       ((or (= type muproc.ffi:+t-string+) (= type muproc.ffi:+t-binary+))
-       (cffi:with-foreign-object (len :size)
-         (let* ((ptr (muproc.ffi:%msg-bytes msg i len))
-                (n (cffi:mem-ref len :size)))
-           (if (= type muproc.ffi:+t-string+)
-               (cffi:foreign-string-to-lisp ptr :count n :encoding :utf-8)
-               (let ((octets (make-array n :element-type '(unsigned-byte 8))))
-                 (dotimes (k n octets)
-                   (setf (aref octets k) (cffi:mem-aref ptr :uint8 k))))))))
+       (let ((start (cffi:inc-pointer bytes (pair-ref pairs i :uint32 8)))
+             (n (pair-ref pairs i :uint32 12)))
+         (if (= type muproc.ffi:+t-string+)
+             (cffi:foreign-string-to-lisp start :count n :encoding :utf-8)
+             (let ((octets (make-array n :element-type '(unsigned-byte 8))))
+               (dotimes (k n octets)
+                 (setf (aref octets k) (cffi:mem-aref start :uint8 k)))))))
       ((= type muproc.ffi:+t-pid+)
-       (let ((pid (muproc.ffi:%msg-pid msg i)))
+       (let ((pid (pair-ref pairs i :uint64 8)))
          (unless (zerop pid) (pid-muproc pid))))
-      ((= type muproc.ffi:+t-ref+) (%make-tag (muproc.ffi:%msg-ref msg i)))
+      ((= type muproc.ffi:+t-ref+) (%make-tag (pair-ref pairs i :uint64 8)))
       (t (error 'muproc-runtime-error :code type :operation "decoding a term")))))
+
+(defun view-value (view i)
+  "The Lisp value of pair I of the message VIEW shows."
+  (decode-pair-value (view-pairs view) (view-bytes view) i))
+
+(defun view-find (view key)
+  "The index of the first pair of the message VIEW shows whose key is the
+keyword KEY, or NIL."
+  (let ((atom (keyword-atom key))
+        (pairs (view-pairs view)))
+    (when atom
+      (loop for i below (view-size view)
+            when (= (pair-ref pairs i :uint32 0) (the (unsigned-byte 32) atom))
+              return i))))
+
+(defun view-has-keys-p (view keys)
+  "True if the message VIEW shows holds every keyword of KEYS."
+  (loop for key in keys always (view-find view key)))
+
+(defun view-plist (view)
+  "The property list of the message VIEW shows."
+  (let ((pairs (view-pairs view))
+        (bytes (view-bytes view)))
+    (loop for i below (view-size view)
+          collect (atom-keyword (pair-ref pairs i :uint32 0))
+          collect (decode-pair-value pairs bytes i))))
 
 (defun decode-plist (msg)
   "The property list held by libmuproc message MSG (which stays owned by
 its holder)."
-  (loop for i below (muproc.ffi:%msg-size msg)
-        collect (atom-keyword (muproc.ffi:%msg-key msg i))
-        collect (decode-value msg i)))
+  (with-message-view (view msg)
+    (view-plist view)))

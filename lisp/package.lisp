@@ -30,7 +30,8 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%msg-put-ref #:%msg-put-new-handle
            #:%msg-size #:%msg-key #:%msg-type #:%msg-int #:%msg-double #:%msg-atom
            #:%msg-bytes #:%msg-pid #:%msg-ref #:%msg-handle #:%msg-find
-           #:%msg-sender #:%msg-kind
+           #:%msg-sender #:%msg-kind #:%msg-view #:%msg-new-pairs
+           #:+pair-size+ #:+view-size+
            #:%proc-create #:%proc-start #:%proc-exit #:%proc-release #:%self
            #:%proc-state #:%proc-name #:%proc-kind #:%proc-exit-reason
            #:%proc-list

@@ -20,7 +20,11 @@
   ;; Set when a kill is unwinding it: logged once its cleanups have run.
   (kill-reason nil)
   ;; Threads in MUPROC-WAIT-FOR-EXIT for it (see ANNOUNCE-EXIT-EVENT).
-  (exit-waiters 0 :type sb-ext:word))
+  (exit-waiters 0 :type sb-ext:word)
+  ;; The muproc that sent the last message this one received: senders
+  ;; repeat, and this saves finding the muproc by pid.  Only its own
+  ;; thread touches it.
+  (last-sender nil))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")

@@ -34,11 +34,6 @@ MUPROC-SCHEDULE or MUPROC-SEND-AFTER.")
   (check-type seconds (real 0))
   (round (* seconds 1000000000)))
 
-(defun message-handles (msg)
-  (loop for i below (muproc.ffi:%msg-size msg)
-        when (= (muproc.ffi:%msg-type msg i) muproc.ffi:+t-handle+)
-          collect (muproc.ffi:%msg-handle msg i)))
-
 (defun note-owned-timer (owner timer)
   "Remember TIMER on its OWNER, forgetting timers that are finished."
   (when owner

@@ -39,7 +39,11 @@ MUMSG-MALFORMED, not MUPROC-UNKNOWN-PORT-NAME)."
   (signals mumsg-malformed (mumsg "a" 1))
   (signals mumsg-malformed (mumsg-send :no-such-port :a))
   (signals mumsg-malformed (mumsg-send :no-such-port :a 1 'b 2))
-  (signals mumsg-malformed (mumsg-send :no-such-port 42 1)))
+  (signals mumsg-malformed (mumsg-send :no-such-port 42 1))
+  ;; Only reachable through a list built by hand (not a &rest list).
+  (signals mumsg-malformed (muproc::check-plist '(:a 1 . :b)))
+  (signals mumsg-malformed (muproc::check-plist '(:a 1 :b . 2)))
+  (signals mumsg-malformed (muproc::check-plist :a)))
 
 (deftest mumsg.accessors-and-empty ()
   "The empty mumsg has no keys; MUPROC-GET-FIELD is MUMSG-GET with the
@@ -88,3 +92,120 @@ them, whatever the keys: a received *MUPROC-PACKET* has the same plist."
        r)
      :timeout 10)
     (is (equal plist got))))
+
+(deftest mumsg.many-pairs-by-reference ()
+  "A mumsg with more pairs than fit the encoder's stack buffer arrives
+whole and in order, its values by reference (EQ), and leaves no handle
+behind once received."
+  (let* ((plist (loop for i below 40
+                      collect (intern (format nil "K~d" i) :keyword)
+                      collect (if (evenp i) (list i) i)))
+         (got (muproc ()
+                (apply #'mumsg-send *muproc-inport* plist)
+                (mumsg-receive (from) ((k39) t (mumsg-plist *muproc-packet*))))))
+    (is (= 80 (length got)))
+    (is (every #'eq plist got))))
+
+;;; Terms for a C receiver: a process of kind C, bound to a plain thread
+;;; that reads what arrives with libmuproc's own getters, one per pair --
+;;; independent of the Lisp decoder, which is checked against them.
+
+(defun pair-term (msg i)
+  "Pair I of MSG as (key type value), read with the per-pair getters."
+  (let ((type (muproc.ffi:%msg-type msg i)))
+    (list (muproc::atom-keyword (muproc.ffi:%msg-key msg i))
+          type
+          (cond ((= type muproc.ffi:+t-nil+) nil)
+                ((= type muproc.ffi:+t-int+) (muproc.ffi:%msg-int msg i))
+                ((= type muproc.ffi:+t-double+) (muproc.ffi:%msg-double msg i))
+                ((= type muproc.ffi:+t-atom+)
+                 (muproc::atom-keyword (muproc.ffi:%msg-atom msg i)))
+                ((member type (list muproc.ffi:+t-string+ muproc.ffi:+t-binary+))
+                 (cffi:with-foreign-object (len :size)
+                   (let ((ptr (muproc.ffi:%msg-bytes msg i len)))
+                     (loop for k below (cffi:mem-ref len :size)
+                           collect (cffi:mem-aref ptr :uint8 k)))))
+                ((= type muproc.ffi:+t-pid+) (muproc.ffi:%msg-pid msg i))
+                ((= type muproc.ffi:+t-ref+) (muproc.ffi:%msg-ref msg i))
+                (t :unexpected)))))
+
+(defun call-with-c-receiver (send)
+  "Call SEND with the muproc object of a fresh process of kind C whose
+receiver is a plain thread; that thread takes one message (waiting at
+most 10 s) and then exits the process.  Returns the message's pairs as
+PAIR-TERM lists and its plist as the Lisp decoder reads it."
+  (let* ((ready (sb-thread:make-semaphore))
+         (pid nil)
+         (terms :nothing)
+         (plist nil)
+         (thread
+           (sb-thread:make-thread
+            (lambda ()
+              (cffi:with-foreign-objects ((out :uint64) (m :pointer))
+                (muproc.ffi:check (muproc.ffi:%proc-create 0 muproc.ffi:+kind-c+ 0 out)
+                                  "muproc_proc_create")
+                (setf pid (cffi:mem-ref out :uint64))
+                (muproc.ffi:check (muproc.ffi:%proc-start pid) "muproc_proc_start")
+                (sb-thread:signal-semaphore ready)
+                (when (zerop (muproc.ffi:%recv pid (cffi:null-pointer) (cffi:null-pointer)
+                                               (+ (muproc.ffi:%now-ns) 10000000000) m))
+                  (let ((msg (cffi:mem-ref m :pointer)))
+                    (muproc.ffi:%recv-take pid msg)
+                    (setf terms (loop for i below (muproc.ffi:%msg-size msg)
+                                      collect (pair-term msg i))
+                          plist (muproc::decode-plist msg))
+                    (muproc::free-message msg)))
+                (muproc.ffi:%proc-exit pid muproc.ffi:+t-atom+
+                                       (muproc::keyword-atom :normal))
+                (muproc::drain-inport pid)
+                (muproc.ffi:%proc-release pid)))
+            :name "C receiver")))
+    (sb-thread:wait-on-semaphore ready)
+    (unwind-protect (funcall send (muproc::pid-muproc pid))
+      (sb-thread:join-thread thread :default nil))
+    (values terms plist)))
+
+(deftest mumsg.terms-for-a-c-receiver ()
+  "Towards a C muproc every value becomes a term: integers, doubles (a
+single float widened), atoms (T as 'true'), UTF-8 strings, binaries,
+pids, refs and NIL, in order; the Lisp decoder reads them back (the pid as
+the very muproc, the tag as an equal tag).  A value with no term is
+MUMSG-UNSENDABLE-VALUE at the send site, and nothing is sent or leaked."
+  (let ((tag (muproc-make-tag))
+        (hello (format nil "h~cllo" (code-char 233))) ; UTF-8: c3 a9
+        (octets (coerce #(0 1 255) '(vector (unsigned-byte 8))))
+        (unsendable nil)
+        (sender nil))
+    (multiple-value-bind (terms plist)
+        (call-with-c-receiver
+         (lambda (c-muproc)
+           (is (eq :c (muproc::%muproc-kind c-muproc)))
+           (setf sender
+                 (muproc ()
+                   (setf unsendable
+                         (handler-case (mumsg-send c-muproc :bad (list 1 2))
+                           (mumsg-unsendable-value () :refused)))
+                   (mumsg-send c-muproc :s hello :e "" :b octets
+                                        :d 2.5d0 :f 1.5f0 :i (expt 2 40) :m -5
+                                        :n nil :a :square :t t
+                                        :p (muproc-current-process) :r tag)
+                   (muproc-current-process)))))
+      (is (eq :refused unsendable))
+      (is (equal `((:s ,muproc.ffi:+t-string+ (104 195 169 108 108 111))
+                   (:e ,muproc.ffi:+t-string+ ())
+                   (:b ,muproc.ffi:+t-binary+ (0 1 255))
+                   (:d ,muproc.ffi:+t-double+ 2.5d0)
+                   (:f ,muproc.ffi:+t-double+ 1.5d0)
+                   (:i ,muproc.ffi:+t-int+ ,(expt 2 40))
+                   (:m ,muproc.ffi:+t-int+ -5)
+                   (:n ,muproc.ffi:+t-nil+ nil)
+                   (:a ,muproc.ffi:+t-atom+ :square)
+                   (:t ,muproc.ffi:+t-atom+ :true)
+                   (:p ,muproc.ffi:+t-pid+ ,(muproc::%muproc-pid sender))
+                   (:r ,muproc.ffi:+t-ref+ ,(muproc::muproc-tag-id tag)))
+                 terms))
+      (is (equalp (list :s hello :e "" :b octets :d 2.5d0 :f 1.5d0
+                        :i (expt 2 40) :m -5 :n nil :a :square :t :true)
+                  (subseq plist 0 20)))
+      (is (eq sender (getf plist :p)))
+      (is (muproc-msgtag= tag (getf plist :r))))))

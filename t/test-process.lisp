@@ -551,3 +551,29 @@ one, another server of the same code keeps serving."
     (is (muproc-alive-p s2))
     (mumsg-send s2 :stop t)
     (is (eq :normal (muproc-wait-for-exit s2 :timeout 10)))))
+
+(deftest process.exit-while-logging-leaves-logging-usable (:timeout 120)
+  "An exit that reaches muprocs while they write log lines (some of them
+inside the C library's time-zone code, which holds a lock) leaves nothing
+locked: logging still works afterwards, from any thread."
+  (let ((quiet (make-broadcast-stream)))
+    (dotimes (round 10)
+      (let* ((logging (sb-thread:make-semaphore))
+             (loggers (loop repeat 10
+                            collect (muproc-spawn
+                                     nil (lambda ()
+                                           (muproc-log-errorstream "first")
+                                           (sb-thread:signal-semaphore logging)
+                                           (loop (muproc-log-errorstream "more")))
+                                     nil :errorstream quiet))))
+        (sb-thread:wait-on-semaphore logging :n 10)
+        (dolist (m loggers) (muproc-exit :stop m))
+        (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))))
+    (let ((thread (sb-thread:make-thread
+                   (lambda ()
+                     (let ((*trace-output* quiet))
+                       (muproc-log-errorstream "after the exits")
+                       :logged))
+                   :name "logging after exits")))
+      ;; A thread of its own: a lock left taken would hang it, not the suite.
+      (is (eq :logged (sb-thread:join-thread thread :default :hung :timeout 10))))))

@@ -91,6 +91,28 @@ values and FROM bound to the sender, and can reject on either."
     (is (eql 1 by-sender-self))
     (is (eql 0 rest))))
 
+(deftest receive.from-follows-each-sender ()
+  "With messages from several senders interleaved, FROM is each message's
+own sender, in a guard (also through a closure) and in the body: a
+receiver remembering its last sender never hands out a stale one."
+  (let ((mismatches
+          (muproc ()
+            (let* ((me (muproc-current-process))
+                   (helpers (loop repeat 3
+                                  collect (muproc-spawn
+                                           nil (lambda ()
+                                                 (dotimes (i 20)
+                                                   (mumsg-send me :who (muproc-current-process))))
+                                           nil))))
+              (send-self :who me)
+              (loop repeat 61
+                    count (mumsg-receive (from :timeout 10)
+                            ((who) (funcall (lambda () (eq from who)))
+                             (not (and (eq from who)
+                                       (or (eq who me) (member who helpers)))))
+                            (:timeout t)))))))
+    (is (eql 0 mismatches))))
+
 (deftest receive.key-present-with-nil-value-matches ()
   "A key present with value NIL matches a clause naming it (and binds NIL);
 a message without the key does not."

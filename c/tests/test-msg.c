@@ -401,6 +401,162 @@ static void msg_pool_cross_thread(void) {
   MUPROC_FINISH();
 }
 
+/* The view shows the very pairs the getters read, plus sender and kind,
+ * and follows the message when it grows out of its inline storage. */
+static void msg_view_matches_getters(void) {
+  muproc_atom_t ki, kd, ks, ka;
+  muproc_msg_t *m;
+  muproc_msg_view_t view;
+  const char *bytes;
+  size_t len;
+
+  CHECK_OK(muproc_init(0, 0));
+  ki = ATOM("i"); kd = ATOM("d"); ks = ATOM("s"); ka = ATOM("a");
+  m = muproc_msg_new(1, 1); /* tiny: the puts below make it grow */
+  CHECK(m != NULL);
+  CHECK_OK(muproc_msg_view(m, &view));
+  CHECK_EQ_INT(view.npairs, 0);
+  CHECK_OK(muproc_msg_put_int(m, ki, -7));
+  CHECK_OK(muproc_msg_put_double(m, kd, 0.5));
+  CHECK_OK(muproc_msg_put_string(m, ks, "text", 4));
+  CHECK_OK(muproc_msg_put_atom(m, ka, ks));
+  CHECK_OK(muproc_msg_view(m, &view));
+  CHECK_EQ_INT(view.npairs, 4);
+  CHECK_EQ_U64(view.sender, 0);
+  CHECK_EQ_INT(view.kind, MUPROC_K_MESSAGE);
+  for (uint32_t i = 0; i < 4; i++) {
+    CHECK_EQ_INT(view.pairs[i].key, muproc_msg_key(m, i));
+    CHECK_EQ_INT(view.pairs[i].type, muproc_msg_type(m, i));
+  }
+  CHECK_EQ_INT(view.pairs[0].v.i, -7);
+  CHECK(view.pairs[1].v.d == 0.5);
+  bytes = muproc_msg_bytes(m, 2, &len);
+  CHECK(view.bytes + view.pairs[2].v.bytes.off == bytes);
+  CHECK_EQ_INT(view.pairs[2].v.bytes.len, 4);
+  CHECK_MEM_EQ(view.bytes + view.pairs[2].v.bytes.off, "text", 5);
+  CHECK_EQ_U64(view.pairs[3].v.u, ks);
+
+  CHECK_RC(muproc_msg_view(NULL, &view), MUPROC_EINVAL);
+  CHECK_RC(muproc_msg_view(m, NULL), MUPROC_EINVAL);
+  muproc_msg_free(m);
+  MUPROC_FINISH();
+}
+
+/* One call builds what msg_new plus one put per pair would: every type,
+ * strings copied from the caller's byte buffer, a new handle per HANDLE
+ * pair written back for the caller's table. */
+static void msg_new_pairs_every_type(void) {
+  static const char buf[] = "h\xc3\xa9llo" "\x00\xff";
+  muproc_atom_t k[9];
+  muproc_pair_t p[9];
+  muproc_msg_t *m = NULL;
+  const char *bytes;
+  size_t len;
+  uint64_t ref = muproc_make_ref();
+  uint32_t i;
+
+  CHECK_OK(muproc_init(0, 0));
+  for (i = 0; i < 9; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "k%u", i);
+    k[i] = ATOM(name);
+  }
+  memset(p, 0, sizeof p);
+  for (i = 0; i < 9; i++)
+    p[i].key = k[i];
+  p[0].type = MUPROC_T_NIL;
+  p[0].v.u = 99; /* ignored: NIL has no value */
+  p[1].type = MUPROC_T_INT; p[1].v.i = INT64_MIN;
+  p[2].type = MUPROC_T_DOUBLE; p[2].v.d = -2.5e300;
+  p[3].type = MUPROC_T_ATOM; p[3].v.u = k[0];
+  p[4].type = MUPROC_T_STRING; p[4].v.bytes.off = 0; p[4].v.bytes.len = 6;
+  p[5].type = MUPROC_T_BINARY; p[5].v.bytes.off = 6; p[5].v.bytes.len = 2;
+  p[6].type = MUPROC_T_PID; p[6].v.u = ((muproc_pid_t)7 << 32) | 3;
+  p[7].type = MUPROC_T_REF; p[7].v.u = ref;
+  p[8].type = MUPROC_T_HANDLE; p[8].v.u = 0;
+  CHECK_OK(muproc_msg_new_pairs(p, 9, buf, 8, &m));
+  CHECK(m != NULL);
+  CHECK_EQ_INT(muproc_msg_size(m), 9);
+  for (i = 0; i < 9; i++) {
+    CHECK_EQ_INT(muproc_msg_key(m, i), k[i]);
+    CHECK_EQ_INT(muproc_msg_type(m, i), (int)p[i].type);
+  }
+  CHECK_EQ_INT(muproc_msg_int(m, 1), INT64_MIN);
+  CHECK(muproc_msg_double(m, 2) == -2.5e300);
+  CHECK_EQ_INT(muproc_msg_atom(m, 3), k[0]);
+  bytes = muproc_msg_bytes(m, 4, &len);
+  CHECK(bytes != NULL && bytes != buf); /* copied */
+  CHECK_EQ_INT(len, 6);
+  CHECK(strcmp(bytes, "h\xc3\xa9llo") == 0); /* followed by a NUL */
+  bytes = muproc_msg_bytes(m, 5, &len);
+  CHECK_EQ_INT(len, 2);
+  CHECK_MEM_EQ(bytes, "\x00\xff", 3);
+  CHECK_EQ_U64(muproc_msg_pid(m, 6), p[6].v.u);
+  CHECK_EQ_U64(muproc_msg_ref(m, 7), ref);
+  CHECK(p[8].v.u != 0); /* the new handle, written back */
+  CHECK_EQ_U64(muproc_msg_handle(m, 8), p[8].v.u);
+  CHECK_EQ_INT(muproc_handle_live(p[8].v.u), 1);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 1);
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_handle_live(p[8].v.u), 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
+
+  /* No pairs at all is an empty message. */
+  m = NULL;
+  CHECK_OK(muproc_msg_new_pairs(NULL, 0, NULL, 0, &m));
+  CHECK(m != NULL);
+  CHECK_EQ_INT(muproc_msg_size(m), 0);
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
+  MUPROC_FINISH();
+}
+
+/* Every refusal leaves nothing allocated (no message, no handle) and
+ * *OUT untouched, even when a HANDLE pair comes before the bad one. */
+static void msg_new_pairs_errors(void) {
+  muproc_atom_t k;
+  muproc_pair_t p[2];
+  muproc_msg_t *m, *untouched = (muproc_msg_t *)&k;
+  static const char buf[4] = "abc";
+
+  CHECK_OK(muproc_init(0, 0));
+  k = ATOM("k");
+  memset(p, 0, sizeof p);
+  p[0].key = k; p[0].type = MUPROC_T_HANDLE;
+  p[1].key = k; p[1].type = MUPROC_T_INT;
+#define REFUSED(want, ...)                                                     \
+  do {                                                                         \
+    m = untouched;                                                             \
+    CHECK_RC(muproc_msg_new_pairs(__VA_ARGS__), want);                         \
+    CHECK(m == untouched);                                                     \
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);                        \
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);                         \
+  } while (0)
+  REFUSED(MUPROC_EINVAL, p, 2, NULL, 0, NULL);  /* no OUT */
+  REFUSED(MUPROC_EINVAL, NULL, 2, NULL, 0, &m); /* no pairs */
+  p[1].key = 0;
+  REFUSED(MUPROC_EINVAL, p, 2, NULL, 0, &m);    /* key 0 */
+  p[1].key = k;
+  p[1].type = MUPROC_T_ATOM; p[1].v.u = 0;
+  REFUSED(MUPROC_EINVAL, p, 2, NULL, 0, &m);    /* atom 0 */
+  p[1].type = 42;
+  REFUSED(MUPROC_EINVAL, p, 2, NULL, 0, &m);    /* unknown type */
+  p[1].type = MUPROC_T_STRING; p[1].v.bytes.off = 2; p[1].v.bytes.len = 3;
+  REFUSED(MUPROC_EINVAL, p, 2, buf, 4, &m);     /* past the end */
+  p[1].v.bytes.off = 5; p[1].v.bytes.len = 0;
+  REFUSED(MUPROC_EINVAL, p, 2, buf, 4, &m);     /* offset past the end */
+  p[1].v.bytes.off = 0; p[1].v.bytes.len = 1;
+  REFUSED(MUPROC_EINVAL, p, 2, NULL, 4, &m);    /* bytes from nowhere */
+#undef REFUSED
+  /* The same pairs with a valid string go through. */
+  p[1].v.bytes.off = 1; p[1].v.bytes.len = 3;
+  CHECK_OK(muproc_msg_new_pairs(p, 2, buf, 4, &m));
+  CHECK(m != untouched);
+  CHECK_EQ_INT(muproc_msg_size(m), 2);
+  muproc_msg_free(m);
+  MUPROC_FINISH();
+}
+
 static const struct tap_case cases[] = {
     TAP_CASE(msg_every_type_roundtrip),
     TAP_CASE(msg_wrong_type_and_range),
@@ -411,5 +567,8 @@ static const struct tap_case cases[] = {
     TAP_CASE_TIMEOUT(msg_handle_generation, 60),
     TAP_CASE(msg_stat_counts_allocations),
     TAP_CASE_TIMEOUT(msg_pool_cross_thread, 120),
+    TAP_CASE(msg_view_matches_getters),
+    TAP_CASE(msg_new_pairs_every_type),
+    TAP_CASE(msg_new_pairs_errors),
 };
 TAP_MAIN(cases)
