@@ -46,23 +46,28 @@ MUPROC-SCHEDULE or MUPROC-SEND-AFTER.")
 (defun forget-timer-handles (timer)
   (mapc #'forget-handle (muproc-timer-handles timer)))
 
-(defun arm-timer (timer deadline repeat-ns msg send-after-pid)
-  "Hand MSG to libmuproc's timer thread for TIMER; MSG is owned by it
-from then on."
-  (let ((handles (message-handles msg)))
-    (cffi:with-foreign-object (out :uint64)
-      (let ((rc (sb-sys:without-interrupts
-                  (let ((rc (if send-after-pid
-                                (muproc.ffi:%timer-send-after send-after-pid deadline msg out)
-                                (muproc.ffi:%timer-signal (%muproc-pid (muproc-timer-owner timer))
-                                                          deadline repeat-ns msg out))))
-                    (unless (zerop rc) (free-message msg))
-                    rc))))
-        (muproc.ffi:check rc "arming a timer")
-        (setf (muproc-timer-id timer) (cffi:mem-ref out :uint64)
-              (muproc-timer-handles timer) handles)
-        (note-owned-timer (muproc-timer-owner timer) timer)
-        timer))))
+(defun arm-timer (timer deadline repeat-ns plist lisp-receiver-p destination
+                  send-after-pid)
+  "Encode PLIST (for DESTINATION, by reference if LISP-RECEIVER-P) and hand
+it to libmuproc's timer thread for TIMER, which owns it from then on."
+  (cffi:with-foreign-object (out :uint64)
+    (multiple-value-bind (rc handles)
+        ;; From encoding to handing over, the message is owned here: no
+        ;; exit may unwind in between and leak it.
+        (sb-sys:without-interrupts
+          (let* ((msg (encode-plist plist lisp-receiver-p destination))
+                 (handles (message-handles msg))
+                 (rc (if send-after-pid
+                         (muproc.ffi:%timer-send-after send-after-pid deadline msg out)
+                         (muproc.ffi:%timer-signal (%muproc-pid (muproc-timer-owner timer))
+                                                   deadline repeat-ns msg out))))
+            (unless (zerop rc) (free-message msg))
+            (values rc handles)))
+      (muproc.ffi:check rc "arming a timer")
+      (setf (muproc-timer-id timer) (cffi:mem-ref out :uint64)
+            (muproc-timer-handles timer) handles)
+      (note-owned-timer (muproc-timer-owner timer) timer)
+      timer)))
 
 (defun muproc-make-interrupt-timer (function)
   "A timer that, once scheduled, makes the current muproc call FUNCTION
@@ -81,9 +86,9 @@ seconds if given.  Re-arming a timer first unschedules it.  Returns TIMER."
     (when (and repeat-interval (zerop repeat))
       (error 'type-error :datum repeat-interval :expected-type '(real (0))))
     (arm-timer timer deadline repeat
-               (encode-plist (list :timer timer
-                                   :generation (incf (muproc-timer-generation timer)))
-                             t (muproc-timer-owner timer))
+               (list :timer timer
+                     :generation (incf (muproc-timer-generation timer)))
+               t (muproc-timer-owner timer)
                nil)))
 
 (defun fire-timer (timer generation)
@@ -134,7 +139,7 @@ current muproc, exits first."
         (return-from muproc-send-after (send-to-terminated destination pid)))
       (arm-timer (%make-timer nil *current-muproc*)
                  (+ (muproc.ffi:%now-ns) (seconds->ns delay)) 0
-                 (encode-plist plist (= kind muproc.ffi:+kind-lisp+) destination)
+                 plist (= kind muproc.ffi:+kind-lisp+) destination
                  pid))))
 
 (defun call-with-muproc-timeout (timeout body on-timeout)
@@ -146,7 +151,7 @@ current muproc, exits first."
           (unwind-protect
                (let ((*active-timeouts* (cons tag *active-timeouts*)))
                  (arm-timer timer (+ (muproc.ffi:%now-ns) (seconds->ns timeout)) 0
-                            (encode-plist (list :timeout-tag tag) t self) nil)
+                            (list :timeout-tag tag) t self nil)
                  (values nil (multiple-value-list (funcall body))))
             (muproc-unschedule-timer timer)))
       (if (eq timed-out :timeout)
