@@ -8,16 +8,32 @@
  * a call flushes what came before and never sees a late reply. */
 #include "internal.h"
 
-int muproc_alias_add(muproc_pid_t self, uint64_t *alias) {
-  if (!alias)
+/* A process keeps its open aliases in its ALIASES set as ENTRY(alias,
+ * reply): the low bit says whether the alias closes itself when a
+ * message is delivered through it. */
+#define ENTRY(alias, reply) ((alias) << 1 | (uint64_t)(reply))
+#define ENTRY_ALIAS(entry) ((entry) >> 1)
+#define ENTRY_REPLY(entry) ((entry)&1)
+
+/* The entry of ALIAS in P's set (P locked), or 0 if it is not open. */
+static uint64_t entry_of(const struct proc *p, uint64_t alias) {
+  for (uint32_t i = 0; i < p->aliases.n; i++)
+    if (ENTRY_ALIAS(p->aliases.ids[i]) == alias)
+      return p->aliases.ids[i];
+  return 0;
+}
+
+int muproc_alias_add(muproc_pid_t self, int flags, uint64_t *alias) {
+  if (!alias || (flags & ~MUPROC_ALIAS_REPLY))
     return MUPROC_EINVAL;
   struct proc *p = proc_lookup(self);
   if (!p)
     return MUPROC_ESRCH;
   uint64_t a = muproc_make_ref();
   pthread_mutex_lock(&p->lock);
-  int rc = (proc_pid(p) == self && proc_alive(p)) ? id_set_add(&p->aliases, a)
-                                                   : MUPROC_ESRCH;
+  int rc = (proc_pid(p) == self && proc_alive(p))
+               ? id_set_add(&p->aliases, ENTRY(a, flags & MUPROC_ALIAS_REPLY))
+               : MUPROC_ESRCH;
   pthread_mutex_unlock(&p->lock);
   if (rc == 0)
     *alias = a;
@@ -29,9 +45,11 @@ int muproc_alias_remove(muproc_pid_t self, uint64_t alias) {
   if (!p)
     return MUPROC_ESRCH;
   pthread_mutex_lock(&p->lock);
-  bool removed = proc_pid(p) == self && id_set_remove(&p->aliases, alias);
+  uint64_t entry = proc_pid(p) == self ? entry_of(p, alias) : 0;
+  if (entry)
+    id_set_remove(&p->aliases, entry);
   pthread_mutex_unlock(&p->lock);
-  return removed ? 0 : MUPROC_ENOENT;
+  return entry ? 0 : MUPROC_ENOENT;
 }
 
 int muproc_send_alias(muproc_pid_t to, uint64_t alias, muproc_msg_t *msg) {
@@ -42,13 +60,12 @@ int muproc_send_alias(muproc_pid_t to, uint64_t alias, muproc_msg_t *msg) {
     return MUPROC_ESRCH;
   pthread_mutex_lock(&p->lock);
   int rc = MUPROC_ENOENT;
-  if (proc_pid(p) == to) {
-    bool open = false;
-    for (uint32_t i = 0; i < p->aliases.n && !open; i++)
-      open = p->aliases.ids[i] == alias;
+  uint64_t entry = proc_pid(p) == to ? entry_of(p, alias) : 0;
+  if (entry) {
     /* The receiver asked for this reply: its capacity doesn't apply. */
-    if (open)
-      rc = mailbox_deliver(to, msg, MUPROC_K_MESSAGE, true);
+    rc = mailbox_deliver(to, msg, MUPROC_K_MESSAGE, true);
+    if (rc == 0 && ENTRY_REPLY(entry))
+      id_set_remove(&p->aliases, entry);
   }
   pthread_mutex_unlock(&p->lock);
   return rc;

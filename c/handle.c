@@ -16,15 +16,31 @@
 struct handle {
   _Atomic uint32_t refs;
   _Atomic uint32_t generation;
-  uint32_t next_free;
+  /* The next free index while this one is on the free list.  Atomic: a
+   * popper may read it just as another thread pops and reuses this
+   * handle (its compare-and-swap then fails on the changed top). */
+  _Atomic uint32_t next_free;
 };
 
+/* The free list is a lock-free stack, because every message that carries
+ * a Lisp object makes a handle on the sending side and frees one on the
+ * receiving side: under a mutex a caller and its server, on two CPUs,
+ * collided often enough that the loser slept in the kernel (a futex
+ * wait and wake-up: tens of microseconds on a VM) in the middle of a
+ * round trip.  FREE_TOP holds the top index in its low half and a count
+ * of pops in its high half, so a top that was popped and pushed back in
+ * between (ABA) no longer compares equal.  The mutex is only for handing
+ * out never-used indices, which happens until the table has grown to
+ * the most handles ever alive at once. */
 static struct {
-  pthread_mutex_t lock; /* allocation and the free list */
+  pthread_mutex_t grow_lock;
   _Atomic(struct handle *) chunks[MAX_CHUNKS];
-  uint32_t used;      /* indices 1..used have been handed out once */
-  uint32_t free_head; /* 0: empty */
-} table = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  uint32_t used; /* indices 1..used have been handed out once */
+  _Atomic uint64_t free_top;
+} table = {.grow_lock = PTHREAD_MUTEX_INITIALIZER};
+
+#define TOP_INDEX(top) ((uint32_t)(top))
+#define TOP_POPS(top) ((top) >> 32)
 
 static struct handle *handle_at(uint32_t index) {
   if (index == 0 || (index >> CHUNK_BITS) >= MAX_CHUNKS)
@@ -36,7 +52,7 @@ static struct handle *handle_at(uint32_t index) {
 
 int handle_table_init(void) {
   table.used = 0;
-  table.free_head = 0;
+  atomic_store(&table.free_top, 0);
   return 0;
 }
 
@@ -47,36 +63,60 @@ void handle_table_free(void) {
   }
 }
 
-int handle_new(uint64_t *out) {
-  pthread_mutex_lock(&table.lock);
-  uint32_t index = table.free_head;
-  struct handle *h;
-  if (index) {
-    h = handle_at(index);
-    table.free_head = h->next_free;
-  } else {
-    if (table.used + 1 >= MAX_CHUNKS * CHUNK_SIZE) {
-      pthread_mutex_unlock(&table.lock);
-      return MUPROC_ENOMEM;
-    }
-    index = ++table.used;
+/* A free index off the stack, or 0 if it is empty. */
+static uint32_t pop_free(void) {
+  uint64_t top = atomic_load(&table.free_top);
+  while (TOP_INDEX(top)) {
+    uint32_t next = atomic_load_explicit(
+        &handle_at(TOP_INDEX(top))->next_free, memory_order_relaxed);
+    uint64_t popped = ((TOP_POPS(top) + 1) << 32) | next;
+    if (atomic_compare_exchange_weak(&table.free_top, &top, popped))
+      return TOP_INDEX(top);
+  }
+  return 0;
+}
+
+static void push_free(uint32_t index) {
+  struct handle *h = handle_at(index);
+  uint64_t top = atomic_load(&table.free_top);
+  do
+    atomic_store_explicit(&h->next_free, TOP_INDEX(top), memory_order_relaxed);
+  while (!atomic_compare_exchange_weak(
+      &table.free_top, &top, (TOP_POPS(top) << 32) | index));
+}
+
+/* A never-used index, growing the table by a chunk when needed; 0 if
+ * the table is full or out of memory. */
+static uint32_t fresh_index(void) {
+  pthread_mutex_lock(&table.grow_lock);
+  uint32_t index = 0;
+  if (table.used + 1 < MAX_CHUNKS * CHUNK_SIZE) {
+    index = table.used + 1;
     if (!atomic_load(&table.chunks[index >> CHUNK_BITS])) {
       struct handle *chunk = calloc(CHUNK_SIZE, sizeof *chunk);
-      if (!chunk) {
-        table.used--;
-        pthread_mutex_unlock(&table.lock);
-        return MUPROC_ENOMEM;
+      if (chunk) {
+        for (uint32_t i = 0; i < CHUNK_SIZE; i++)
+          atomic_init(&chunk[i].generation, 1);
+        atomic_store_explicit(&table.chunks[index >> CHUNK_BITS], chunk,
+                              memory_order_release);
+      } else {
+        index = 0;
       }
-      for (uint32_t i = 0; i < CHUNK_SIZE; i++)
-        atomic_init(&chunk[i].generation, 1);
-      atomic_store_explicit(&table.chunks[index >> CHUNK_BITS], chunk,
-                            memory_order_release);
     }
-    h = handle_at(index);
+    if (index)
+      table.used = index;
   }
+  pthread_mutex_unlock(&table.grow_lock);
+  return index;
+}
+
+int handle_new(uint64_t *out) {
+  uint32_t index = pop_free();
+  if (!index && !(index = fresh_index()))
+    return MUPROC_ENOMEM;
+  struct handle *h = handle_at(index);
   atomic_store(&h->refs, 1);
   *out = ((uint64_t)atomic_load(&h->generation) << 32) | index;
-  pthread_mutex_unlock(&table.lock);
   atomic_fetch_add(&muproc_rt.handles, 1);
   return 0;
 }
@@ -109,13 +149,10 @@ bool handle_release(uint64_t hv) {
   struct handle *h = handle_at(index);
   if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
     return false;
-  pthread_mutex_lock(&table.lock);
   /* Bump the generation before the index can be handed out again, so
    * muproc_handle_live(old) is false from now on. */
   atomic_fetch_add(&h->generation, 1);
-  h->next_free = table.free_head;
-  table.free_head = index;
-  pthread_mutex_unlock(&table.lock);
+  push_free(index);
   atomic_fetch_sub(&muproc_rt.handles, 1);
   return true;
 }

@@ -175,6 +175,7 @@ called inside a muproc."
            (setf result
                  (mumsg-receive (from :timeout timeout)
                    ((gs-reply) (reply-to-p gs-reply alias)
+                    (setf alias nil) ; a reply alias: its delivery closed it
                     (cons (reply-status gs-reply) (reply-values gs-reply)))
                    ((terminated reason monitor) (muproc-msgtag= monitor server-monitor)
                     (setf server-monitor nil) ; its notice is consumed
@@ -193,13 +194,18 @@ called inside a muproc."
                                                :timeout timeout))))))
 
 (defun open-alias (self)
+  "A reply alias for SELF: it delivers one reply and closes itself, so a
+call that got its reply has no alias left to close (one lock less per
+call, and no collision with the server still leaving SELF's lock)."
   (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%alias-add (muproc::%muproc-pid self) out)
+    (muproc.ffi:check (muproc.ffi:%alias-add (muproc::%muproc-pid self)
+                                             muproc.ffi:+alias-reply+ out)
                       "muproc_alias_add")
     (muproc::%make-tag (cffi:mem-ref out :uint64))))
 
 (defun close-alias (self alias)
-  "Close ALIAS, then drop a reply that got through before it closed."
+  "Close ALIAS, then drop a reply that got through before it closed (a
+call that ends without taking its reply: timeout, server down, unwind)."
   (muproc.ffi:%alias-remove (muproc::%muproc-pid self) (muproc::muproc-tag-id alias))
   (mumsg-receive (from :timeout 0)
     ((gs-reply) (reply-to-p gs-reply alias) nil)))

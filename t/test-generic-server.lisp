@@ -654,6 +654,29 @@ reaches the caller's inport, and MUPROC-GENERIC-REPLY returns NIL."
       (is (null (funcall replied))))
     (is (eq t (client (muproc-generic-stop server))))))
 
+(gs-test generic-server.second-reply-dropped ()
+  "A call takes one reply: a second MUPROC-GENERIC-REPLY to the same token
+returns NIL and leaves nothing in the caller's inport (the reply alias
+closed itself as it delivered the first)."
+  (let* ((server (start-server 'muproc-tests.gs-counter:counter '#:muproc-tests.gs-counter))
+         (replies nil)
+         (helper (muproc-spawn nil
+                               (lambda ()
+                                 (mumsg-receive (from)
+                                   ((token x) t
+                                    (setf replies
+                                          (list (muproc-generic-reply token x)
+                                                (muproc-generic-reply token :again))))))
+                               nil)))
+    (destructuring-bind (result pending)
+        (client (list (muproc-tests.gs-counter::defer-to* server helper 5)
+                      (progn (muproc-wait-for-exit helper :timeout 10)
+                             (muproc-unmatched-input-count))))
+      (is (eql 5 result))
+      (is (eql 0 pending) "~d message(s) left in the caller's inport" pending))
+    (is (equal '(t nil) replies))
+    (is (eq t (client (muproc-generic-stop server))))))
+
 ;;; How a server ends: TERMINATE each time
 
 (gs-test generic-server.exit-after-handler ()

@@ -1,5 +1,6 @@
 /* test-mailbox.c - sending and receiving: order, cursors, filters,
- * deadlines, blocking, the priority lane, capacity, ownership. */
+ * deadlines, blocking, the priority lane, capacity, ownership, and
+ * delivery through reply aliases. */
 #include <stdbool.h>
 
 #include "muproc-test.h"
@@ -390,6 +391,56 @@ static void mbox_capacity(void) {
   teardown(self);
 }
 
+/* A plain alias delivers until it is closed, past a full mailbox; a
+ * reply alias delivers once and is closed by that delivery; a refused
+ * send leaves the message with the sender. */
+static void mbox_aliases(void) {
+  muproc_pid_t self = setup(1), gone = 0;
+  uint64_t plain = 0, reply = 0, other = 0;
+  muproc_msg_t *m = NULL, *refused;
+
+  CHECK_RC(muproc_alias_add(self, 0, NULL), MUPROC_EINVAL);
+  CHECK_RC(muproc_alias_add(self, 2, &plain), MUPROC_EINVAL);
+  CHECK_OK(muproc_alias_add(self, 0, &plain));
+  CHECK_OK(muproc_alias_add(self, MUPROC_ALIAS_REPLY, &reply));
+  CHECK_OK(muproc_alias_add(self, MUPROC_ALIAS_REPLY, &other));
+  CHECK(plain != reply && reply != other && plain != other);
+
+  refused = msg_n(4);
+  send_n(self, 0);
+  CHECK_RC(muproc_send(self, refused), MUPROC_EFULL); /* capacity 1 */
+  CHECK_OK(muproc_send_alias(self, plain, msg_n(1)));
+  CHECK_OK(muproc_send_alias(self, plain, msg_n(2)));
+  CHECK_OK(muproc_send_alias(self, reply, msg_n(3)));
+  CHECK_RC(muproc_send_alias(self, reply, refused), MUPROC_ENOENT);
+  CHECK_RC(muproc_alias_remove(self, reply), MUPROC_ENOENT);
+  CHECK_RC(muproc_send_alias(self, 12345, refused), MUPROC_ENOENT);
+  CHECK_WALK(self, NULL, 0, 1, 2, 3);
+
+  /* Closing: nothing more through it, and once only. */
+  CHECK_OK(muproc_alias_remove(self, plain));
+  CHECK_RC(muproc_alias_remove(self, plain), MUPROC_ENOENT);
+  CHECK_RC(muproc_send_alias(self, plain, refused), MUPROC_ENOENT);
+  /* A reply alias not yet used closes like any other. */
+  CHECK_OK(muproc_alias_remove(self, other));
+  CHECK_RC(muproc_send_alias(self, other, refused), MUPROC_ENOENT);
+  CHECK_WALK(self, NULL, 0, 1, 2, 3);
+
+  /* Aliases of a process that exited go nowhere. */
+  gone = created(0);
+  CHECK_OK(muproc_alias_add(gone, MUPROC_ALIAS_REPLY, &other));
+  exit_release(gone, a_normal);
+  CHECK_RC(muproc_send_alias(gone, other, refused), MUPROC_ESRCH);
+  CHECK_RC(muproc_alias_add(gone, 0, &other), MUPROC_ESRCH);
+  muproc_msg_free(refused);
+
+  while (muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m) == 0) {
+    CHECK_OK(muproc_recv_take(self, m));
+    muproc_msg_free(m);
+  }
+  teardown(self);
+}
+
 /* Only the receiver may receive or take. */
 struct intruder {
   muproc_pid_t victim, own;
@@ -679,6 +730,7 @@ static const struct tap_case cases[] = {
     TAP_CASE(mbox_blocked_recv_wakes),
     TAP_CASE(mbox_signal_priority_lane),
     TAP_CASE(mbox_capacity),
+    TAP_CASE(mbox_aliases),
     TAP_CASE(mbox_recv_by_other_thread),
     TAP_CASE(mbox_sender_recorded),
     TAP_CASE(mbox_drain_after_exit),

@@ -311,6 +311,52 @@ static void msg_handle_generation(void) {
   MUPROC_FINISH();
 }
 
+/* Handles come from a lock-free free list that every sending and
+ * receiving thread pops and pushes at once.  Four threads take and give
+ * back handles in small batches; an owner table (one flag per index)
+ * catches an index handed out twice while live, and a handle must read
+ * live exactly while it is held and dead once released. */
+#define CONC_THREADS 4
+#define CONC_ROUNDS 20000
+#define CONC_BATCH 6
+#define CONC_MAX_INDEX (1 << 16)
+static _Atomic int conc_owner[CONC_MAX_INDEX];
+
+static void *conc_handles(void *arg) {
+  int me = (int)(intptr_t)arg;
+  uint64_t h[CONC_BATCH];
+  for (int round = 0; round < CONC_ROUNDS; round++) {
+    int n = 1 + (round + me) % CONC_BATCH;
+    for (int i = 0; i < n; i++) {
+      CHECK_OK(muproc_handle_new(&h[i]));
+      uint32_t index = MUPROC_HANDLE_INDEX(h[i]);
+      CHECK(index > 0 && index < CONC_MAX_INDEX);
+      int unowned = 0;
+      if (!atomic_compare_exchange_strong(&conc_owner[index], &unowned, me))
+        tap_fail(__FILE__, __LINE__, "index %u handed to thread %d while "
+                 "thread %d holds it", index, me, unowned);
+    }
+    for (int i = 0; i < n; i++) {
+      CHECK_EQ_INT(muproc_handle_live(h[i]), 1);
+      atomic_store(&conc_owner[MUPROC_HANDLE_INDEX(h[i])], 0);
+      CHECK_EQ_INT(muproc_handle_release(h[i]), 1);
+      CHECK_EQ_INT(muproc_handle_live(h[i]), 0);
+    }
+  }
+  return NULL;
+}
+
+static void msg_handles_concurrent(void) {
+  pthread_t t[CONC_THREADS];
+  CHECK_OK(muproc_init(0, 0));
+  for (int i = 0; i < CONC_THREADS; i++)
+    t[i] = THREAD(conc_handles, (void *)(intptr_t)(i + 1));
+  for (int i = 0; i < CONC_THREADS; i++)
+    JOIN(t[i]);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
+  MUPROC_FINISH();
+}
+
 static void msg_stat_counts_allocations(void) {
   muproc_msg_t *m[3];
   int64_t base;
@@ -565,6 +611,7 @@ static const struct tap_case cases[] = {
     TAP_CASE(msg_growth),
     TAP_CASE(msg_handles_live_until_free),
     TAP_CASE_TIMEOUT(msg_handle_generation, 60),
+    TAP_CASE_TIMEOUT(msg_handles_concurrent, 120),
     TAP_CASE(msg_stat_counts_allocations),
     TAP_CASE_TIMEOUT(msg_pool_cross_thread, 120),
     TAP_CASE(msg_view_matches_getters),
