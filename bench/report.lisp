@@ -26,6 +26,8 @@
 (defparameter *comparisons*
   '(("ping-pong" "muproc"
      ("erlang" :<= 1.0) "c-condvar" "c-futex" "c-futexspin" "sbcl-mailbox")
+    ("ping-pong-1cpu" "muproc"
+     ("sbcl-mailbox" :<= 1.0))
     ("ping-pong-c" "muproc-c"
      "ping-pong/erlang" "ping-pong/c-condvar" "ping-pong/c-futex" "ping-pong/c-futexspin")
     ("one-way" "muproc"
@@ -57,6 +59,7 @@
 
 (defparameter *descriptions*
   '(("ping-pong" . "round trip of a 1-key mumsg between two muprocs (Lisp)")
+    ("ping-pong-1cpu" . "ping-pong with the process pinned to one CPU (taskset -c 0)")
     ("ping-pong-c" . "round trip between two C muprocs (libmuproc C API)")
     ("one-way" . "(:cmd :square :x i) one sender -> one receiver")
     ("one-way-c" . "{cmd: square, x: i} between two C muprocs")

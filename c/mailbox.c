@@ -219,17 +219,26 @@ static bool mail_arrived(struct mailbox *mb) {
 /* A sleep and its wake-up cost two syscalls and a vCPU wake-up, 5-30
  * microseconds here; a reply from a muproc on the other CPU often comes
  * sooner.  So spin a
- * little first, but only while it pays: never on a single CPU (spinning
- * there only delays the sender), and per mailbox the budget doubles after
+ * little first, but only while it pays: never when the process may use
+ * only one CPU (spinning there only delays the sender; the mask is read
+ * once, by the first receive that would spin), and per mailbox the budget doubles after
  * a spin that caught mail and halves after one that didn't, down to none
  * (probed again every SPIN_PROBE sleeps) for a receiver whose mail comes
  * rarely or from an overloaded machine. */
+/* The CPUs this process may run on: its affinity mask (taskset, a
+ * container's cpuset), not the machine's count. */
+static long usable_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static bool spin_for_mail(struct mailbox *mb, int64_t deadline) {
   static _Atomic long cpus; /* same value whoever computes it first */
   long n = atomic_load_explicit(&cpus, memory_order_relaxed);
   if (n == 0)
-    atomic_store_explicit(&cpus, n = sysconf(_SC_NPROCESSORS_ONLN),
-                          memory_order_relaxed);
+    atomic_store_explicit(&cpus, n = usable_cpus(), memory_order_relaxed);
   if (n < 2)
     return false;
   if (mb->spin_ns < SPIN_MIN_NS) {

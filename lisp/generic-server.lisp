@@ -319,7 +319,8 @@ muproc it hands the token to."
 
 (defun muproc-generic-reply (token &rest values)
   "Reply VALUES to the call TOKEN (from MUPROC-GENERIC-DEFER-REPLY) stands
-for.  Returns T if the caller was still waiting, NIL if it gave up."
+for.  Returns T if the caller was still waiting, NIL if it gave up or
+already had its reply (a call takes one)."
   (send-reply token :normal values))
 
 (defun send-reply (token status values)
