@@ -5,23 +5,38 @@
 (defun run-in-fresh-muproc (function timeout timeout-action)
   "Call FUNCTION in a new anonymous muproc and return its values once that
 muproc has ended; see the MUPROC macro."
-  (let* ((values nil)
-         (failure nil)
-         (muproc (muproc-spawn nil (lambda ()
-                                     (handler-case
-                                         (setf values (multiple-value-list
-                                                       (funcall function)))
-                                       (serious-condition (c)
-                                         (setf failure c)
-                                         (muproc-exit (cons :error-in-process c)))))
-                               nil)))
-    (cond ((nth-value 1 (muproc-wait-for-exit muproc :timeout timeout))
-           (when failure (error failure))
-           (values-list values))
-          (t
-           (send-signal muproc muproc.ffi:+k-kill+ (list :reason :timeout :quiet t))
-           (muproc-wait-for-exit muproc)
-           timeout-action))))
+  (let ((values nil)
+        (failure nil)
+        (ended nil)
+        (muproc nil))
+    (flet ((body ()
+             (handler-case
+                 (setf values (multiple-value-list (funcall function)))
+               (serious-condition (c)
+                 (setf failure c)
+                 (muproc-exit (cons :error-in-process c)))))
+           (kill-and-wait (reason)
+             (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason :quiet t))
+             (muproc-wait-for-exit muproc)))
+      ;; A caller that leaves early (killed, or a non-local exit such as an
+      ;; abort at the REPL) takes its muproc with it: nothing may keep
+      ;; running that no one waits for.  Interrupts wait until the cleanup
+      ;; is in place and the spawned muproc recorded.
+      (sb-sys:without-interrupts
+        (unwind-protect
+             (progn
+               (setf muproc (muproc-spawn nil #'body nil))
+               (sb-sys:with-local-interrupts
+                 (cond ((nth-value 1 (muproc-wait-for-exit muproc :timeout timeout))
+                        (setf ended t)
+                        (when failure (error failure))
+                        (values-list values))
+                       (t
+                        (kill-and-wait :timeout)
+                        (setf ended t)
+                        timeout-action))))
+          (when (and muproc (not ended))
+            (kill-and-wait :abandoned)))))))
 
 (defmacro muproc ((&optional (timeout 10) (timeout-action :timeout)) &body body)
   "Evaluate BODY in a fresh muproc and return all its values: muproc's
@@ -31,7 +46,9 @@ PROGN, for talking to muprocs from the REPL, e.g.
 The values are returned once that muproc has ended.  An error in BODY is
 signalled again in the caller.  If BODY takes longer than TIMEOUT seconds
 (default 10; NIL: no limit), the muproc is killed with reason :TIMEOUT and
-TIMEOUT-ACTION (evaluated; default :TIMEOUT) is returned."
+TIMEOUT-ACTION (evaluated; default :TIMEOUT) is returned.  If the caller
+leaves the form before that (it is killed, or an abort at the REPL unwinds
+it), the muproc is killed with reason :ABANDONED and waited for."
   `(run-in-fresh-muproc (lambda () ,@body) ,timeout ,timeout-action))
 
 (defmacro muprocn ((&optional (timeout 10) (timeout-action :timeout)) &body body)

@@ -71,6 +71,49 @@ muproc exits with :TIMEOUT) and the timeout-action's value is returned,
     (is (eq :timeout (muproc (0.1) (sleep 10)))))
   (is (eq :in-time (muproc (5 :late) :in-time))))
 
+(deftest muprocn.abandoned-form-kills-its-muproc ()
+  "A caller that leaves a MUPROC form before its muproc ended (the caller
+killed while it waits, or unwound by a non-local exit as an abort at the
+REPL does) kills that muproc with reason :ABANDONED and waits for it."
+  (let ((*muproc-errorstream* (make-broadcast-stream)))
+    ;; The caller is a muproc, killed while it waits in the form.
+    (let ((inner nil) (caller nil))
+      (muproc ()
+        (let ((me (muproc-current-process)))
+          (setf caller (muproc-spawn nil (lambda ()
+                                           (muproc (nil)
+                                             (setf inner (muproc-current-process))
+                                             (mumsg-send me :started t)
+                                             (mumsg-receive (from) ((never) t))))
+                                     nil))
+          (mumsg-receive (from) ((started) t))
+          (muproc-kill caller :go-away)))
+      (is (eq :go-away (muproc-wait-for-exit caller :timeout 10)))
+      (is (muproc-p inner))
+      (is (not (muproc-alive-p inner)) "the caller ended while its muproc ran on")
+      (is (eq :abandoned (muproc-wait-for-exit inner :timeout 10))))
+    ;; The caller is a plain thread, interrupted with a throw out of the
+    ;; form.
+    (let ((inner nil)
+          (started (sb-thread:make-semaphore))
+          (this-thread sb-thread:*current-thread*))
+      (let ((interrupter (sb-thread:make-thread
+                          (lambda ()
+                            (sb-thread:wait-on-semaphore started)
+                            (sb-thread:interrupt-thread this-thread
+                                                        (lambda () (throw 'leave :left))))
+                          :name "muprocn test interrupter")))
+        (is (eq :left (catch 'leave
+                        (muproc (nil)
+                          (setf inner (muproc-current-process))
+                          (sb-thread:signal-semaphore started)
+                          (mumsg-receive (from) ((never) t)))
+                        :not-left)))
+        (sb-thread:join-thread interrupter))
+      (is (muproc-p inner))
+      (is (not (muproc-alive-p inner)) "the form was left before its muproc ended")
+      (is (eq :abandoned (muproc-wait-for-exit inner :timeout 10))))))
+
 (deftest muprocn.muprocn-alias ()
   "MUPROCN is another name for the MUPROC form: same values, errors and
 timeout."
