@@ -179,20 +179,24 @@
   (dotimes (i junk)
     (mumsg-send *muproc-inport* key -1)))
 
+(defun time-matches-behind (junk key k)
+  "Seconds for K receives of a fresh (:match i), each queued behind JUNK
+older (KEY -1) messages."
+  (fill-inport junk key)
+  (prog1
+      (let ((t0 (now-ns)))
+        (dotimes (i k)
+          (mumsg-send *muproc-inport* :match i)
+          (mumsg-receive (from) ((match) t match)))
+        (seconds-since t0))
+    (muproc-discard-all-pending-input)))
+
 (define-bench "selective" (junk k k-guard reps)
   (in-muproc
     ;; The older messages lack the key the clause names: the C filter
     ;; skips them without waking Lisp.
     (measure "selective" "muproc" "us/recv" k reps
-             (lambda (k)
-               (fill-inport junk :junk)
-               (prog1
-                   (let ((t0 (now-ns)))
-                     (dotimes (i k)
-                       (mumsg-send *muproc-inport* :match i)
-                       (mumsg-receive (from) ((match) t match)))
-                     (seconds-since t0))
-                 (muproc-discard-all-pending-input))))
+             (lambda (k) (time-matches-behind junk :junk k)))
     ;; The older messages hold the key, and the guard rejects each: every
     ;; one is decoded and tried in Lisp.
     (measure "selective-guard" "muproc" "us/recv" k-guard reps
@@ -207,26 +211,13 @@
                  (muproc-discard-all-pending-input))))
     ;; For scale: the same receive with an empty inport.
     (measure "selective-empty" "muproc" "us/recv" k reps
-             (lambda (k)
-               (let ((t0 (now-ns)))
-                 (dotimes (i k)
-                   (mumsg-send *muproc-inport* :match i)
-                   (mumsg-receive (from) ((match) t match)))
-                 (seconds-since t0))))
+             (lambda (k) (time-matches-behind 0 :junk k)))
     ;; Ten times the backlog: the same time if the receive is O(1) in
     ;; the messages it skips (libmuproc's key index).  Last: the churn of
     ;; its 100,000-message fills slows the guard scans above about
     ;; fourfold (with malloc as with libmuproc's message pool).
     (measure "selective-10x" "muproc" "us/recv" k reps
-             (lambda (k)
-               (fill-inport (* 10 junk) :junk)
-               (prog1
-                   (let ((t0 (now-ns)))
-                     (dotimes (i k)
-                       (mumsg-send *muproc-inport* :match i)
-                       (mumsg-receive (from) ((match) t match)))
-                     (seconds-since t0))
-                 (muproc-discard-all-pending-input))))))
+             (lambda (k) (time-matches-behind (* 10 junk) :junk k)))))
 
 ;;; capacity: muprocs alive at once, blocked in a receive.
 

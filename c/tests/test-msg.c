@@ -3,6 +3,15 @@
 
 #include "tap.h"
 
+/* The atoms k0, k1, ... k(N-1) into KEYS. */
+static void number_keys(muproc_atom_t *keys, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "k%u", i);
+    keys[i] = ATOM(name);
+  }
+}
+
 static void msg_every_type_roundtrip(void) {
   static const char bin[] = {'a', '\0', 'b', (char)0xff};
   const char *utf8 = "h\xc3\xa9llo"; /* "héllo" */
@@ -15,11 +24,7 @@ static void msg_every_type_roundtrip(void) {
   uint32_t i;
 
   CHECK_OK(muproc_init(0, 0));
-  for (i = 0; i < 11; i++) {
-    char name[16];
-    snprintf(name, sizeof name, "k%u", i);
-    k[i] = ATOM(name);
-  }
+  number_keys(k, 11);
   value_atom = ATOM("square");
   ref = muproc_make_ref();
   /* Tiny hints: the message must grow for the data below. */
@@ -502,11 +507,7 @@ static void msg_new_pairs_every_type(void) {
   uint32_t i;
 
   CHECK_OK(muproc_init(0, 0));
-  for (i = 0; i < 9; i++) {
-    char name[16];
-    snprintf(name, sizeof name, "k%u", i);
-    k[i] = ATOM(name);
-  }
+  number_keys(k, 9);
   memset(p, 0, sizeof p);
   for (i = 0; i < 9; i++)
     p[i].key = k[i];
