@@ -48,6 +48,10 @@
      ("erlang" :<= 0.5) "erlang-ref")
     ("selective-10x" "muproc"
      "selective/muproc" "selective/erlang")
+    ("selective-first" "muproc"
+     "selective/erlang")
+    ("selective-first-10x" "muproc"
+     "selective-first/muproc")
     ("selective-guard" "muproc"
      "selective/erlang")
     ("selective-empty" "muproc"
@@ -68,8 +72,10 @@
     ("spawn-seq" . "spawn one, wait for its message, repeat")
     ("call" . "generic-server call round trip (Erlang: gen_server:call)")
     ("ring" . "N=1000 muprocs in a ring, token passed M=100 times")
-    ("selective" . "match behind 10,000 queued messages that lack the clause's key")
+    ("selective" . "match behind 10,000 queued messages that lack the clause's key (after the first such receive)")
     ("selective-10x" . "match behind 100,000 such messages: O(1) if it costs what selective does")
+    ("selective-first" . "the first receive behind 10,000 such messages: it builds the key index")
+    ("selective-first-10x" . "the first receive behind 100,000: O(n) once")
     ("selective-guard" . "match behind 10,000 messages that hold the key; the guard rejects each")
     ("selective-empty" . "the same receive, empty inport")
     ("spawn-alive-*" . "spawn time while up to N idle muprocs are alive (RSS: KiB per muproc)")

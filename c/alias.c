@@ -23,8 +23,8 @@ static uint64_t entry_of(const struct proc *p, uint64_t alias) {
   return 0;
 }
 
-int muproc_alias_add(muproc_pid_t self, int flags, uint64_t *alias) {
-  if (!alias || (flags & ~MUPROC_ALIAS_REPLY))
+static int alias_open(muproc_pid_t self, bool reply, uint64_t *alias) {
+  if (!alias)
     return MUPROC_EINVAL;
   struct proc *p = proc_lookup(self);
   if (!p)
@@ -32,12 +32,20 @@ int muproc_alias_add(muproc_pid_t self, int flags, uint64_t *alias) {
   uint64_t a = muproc_make_ref();
   pthread_mutex_lock(&p->lock);
   int rc = (proc_pid(p) == self && proc_alive(p))
-               ? id_set_add(&p->aliases, ENTRY(a, flags & MUPROC_ALIAS_REPLY))
+               ? id_set_add(&p->aliases, ENTRY(a, reply))
                : MUPROC_ESRCH;
   pthread_mutex_unlock(&p->lock);
   if (rc == 0)
     *alias = a;
   return rc;
+}
+
+int muproc_alias_add(muproc_pid_t self, uint64_t *alias) {
+  return alias_open(self, false, alias);
+}
+
+int muproc_alias_add_reply(muproc_pid_t self, uint64_t *alias) {
+  return alias_open(self, true, alias);
 }
 
 int muproc_alias_remove(muproc_pid_t self, uint64_t alias) {

@@ -225,11 +225,12 @@ static bool mail_arrived(struct mailbox *mb) {
  * a spin that caught mail and halves after one that didn't, down to none
  * (probed again every SPIN_PROBE sleeps) for a receiver whose mail comes
  * rarely or from an overloaded machine. */
-/* The CPUs this process may run on: its affinity mask (taskset, a
- * container's cpuset), not the machine's count. */
+/* The CPUs this process may run on: its main thread's affinity mask
+ * (taskset, a container's cpuset), not the machine's count, and not the
+ * mask of whichever thread asks first, which may be pinned alone. */
 static long usable_cpus(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
+  if (sched_getaffinity(getpid(), sizeof set, &set) == 0)
     return CPU_COUNT(&set);
   return sysconf(_SC_NPROCESSORS_ONLN);
 }

@@ -42,7 +42,7 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 #define MUPROC_VERSION_MAJOR 0
-#define MUPROC_VERSION_MINOR 1
+#define MUPROC_VERSION_MINOR 2
 #define MUPROC_VERSION_PATCH 0
 #define MUPROC_VERSION_HEX                                                     \
   ((MUPROC_VERSION_MAJOR << 16) | (MUPROC_VERSION_MINOR << 8) |                \
@@ -556,16 +556,14 @@ MUPROC_API void muproc_poke_stop(void);
  * landing in its mailbox (OTP's alias).  Replies through an alias are not
  * subject to capacity.  Aliases close when the process exits. */
 
-/* FLAGS of muproc_alias_add: the alias closes itself as it delivers a
- * message (OTP's alias([reply])), so a caller that got its one reply has
- * nothing left to close. */
-#define MUPROC_ALIAS_REPLY 1
-
 /* Open an alias for SELF (any thread may call this, but only SELF should
- * use it); stores it in *ALIAS.  FLAGS: 0 or MUPROC_ALIAS_REPLY.
- * Errors: MUPROC_EINVAL (unknown flag or no ALIAS), MUPROC_ESRCH,
- * MUPROC_ENOMEM. */
-MUPROC_API int muproc_alias_add(muproc_pid_t self, int flags, uint64_t *alias);
+ * use it); stores it in *ALIAS.  Errors: MUPROC_EINVAL (no ALIAS),
+ * MUPROC_ESRCH, MUPROC_ENOMEM. */
+MUPROC_API int muproc_alias_add(muproc_pid_t self, uint64_t *alias);
+/* The same for a reply alias: it closes itself as it delivers a message
+ * (OTP's alias([reply])), so a caller that got its one reply has nothing
+ * left to close. */
+MUPROC_API int muproc_alias_add_reply(muproc_pid_t self, uint64_t *alias);
 /* Close ALIAS.  Once this returns nothing more arrives through it.
  * Errors: MUPROC_ENOENT (not open: never opened, closed, or a reply
  * alias that has delivered), MUPROC_ESRCH. */

@@ -8,7 +8,7 @@
 
 ;;; The version of the C interface this Lisp code was written against.
 (defconstant +major+ 0)
-(defconstant +minor+ 1)
+(defconstant +minor+ 2)
 
 ;;; The size of libmuproc's process table, given to muproc_init: pid
 ;;; numbers run from 1 to this, and the Lisp side indexes its muprocs by
@@ -208,9 +208,8 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %set-trap-exits "muproc_proc_set_trap_exits" :int (pid :uint64) (on :int))
 (defcall %trap-exits "muproc_proc_trap_exits" :int (pid :uint64))
 (defcall %poke-stop "muproc_poke_stop" :void)
-(defconstant +alias-reply+ 1
-  "muproc_alias_add flag: the alias closes itself as it delivers a reply.")
-(defcall %alias-add "muproc_alias_add" :int (self :uint64) (flags :int) (out :pointer))
+(defcall %alias-add "muproc_alias_add" :int (self :uint64) (out :pointer))
+(defcall %alias-add-reply "muproc_alias_add_reply" :int (self :uint64) (out :pointer))
 (defcall %alias-remove "muproc_alias_remove" :int (self :uint64) (alias :uint64))
 (defcall %send-alias "muproc_send_alias" :int (to :uint64) (alias :uint64) (msg :pointer))
 (defcall %poke-wait "muproc_poke_wait" :int64 (deadline :int64) (buf :pointer) (cap :size))

@@ -198,9 +198,8 @@ called inside a muproc."
 call that got its reply has no alias left to close (one lock less per
 call, and no collision with the server still leaving SELF's lock)."
   (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%alias-add (muproc::%muproc-pid self)
-                                             muproc.ffi:+alias-reply+ out)
-                      "muproc_alias_add")
+    (muproc.ffi:check (muproc.ffi:%alias-add-reply (muproc::%muproc-pid self) out)
+                      "muproc_alias_add_reply")
     (muproc::%make-tag (cffi:mem-ref out :uint64))))
 
 (defun close-alias (self alias)

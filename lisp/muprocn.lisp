@@ -7,36 +7,49 @@
 muproc has ended; see the MUPROC macro."
   (let ((values nil)
         (failure nil)
+        (muproc nil)
         (ended nil)
-        (muproc nil))
+        (killed nil))
     (flet ((body ()
              (handler-case
                  (setf values (multiple-value-list (funcall function)))
                (serious-condition (c)
                  (setf failure c)
                  (muproc-exit (cons :error-in-process c)))))
-           (kill-and-wait (reason)
-             (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason :quiet t))
-             (muproc-wait-for-exit muproc)))
+           (kill (reason)
+             ;; Once only: a second kill would cut short the cleanups the
+             ;; muproc runs for the first.
+             (sb-sys:without-interrupts
+               (unless (or killed (%muproc-exited muproc))
+                 (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason :quiet t))
+                 (setf killed t)))))
       ;; A caller that leaves early (killed, or a non-local exit such as an
       ;; abort at the REPL) takes its muproc with it: nothing may keep
-      ;; running that no one waits for.  Interrupts wait until the cleanup
-      ;; is in place and the spawned muproc recorded.
+      ;; running that no one waits for.  So the cleanup is in place, and
+      ;; the spawned muproc recorded, before any interrupt can act; errors
+      ;; and waits happen with interrupts allowed, so a REPL user can
+      ;; still interrupt a muproc that won't die.
       (sb-sys:without-interrupts
         (unwind-protect
-             (progn
-               (setf muproc (muproc-spawn nil #'body nil))
+             (let ((spawn-failure
+                     (handler-case (progn (setf muproc (muproc-spawn nil #'body nil)) nil)
+                       (serious-condition (c) c))))
                (sb-sys:with-local-interrupts
+                 (when spawn-failure
+                   (error spawn-failure))
                  (cond ((nth-value 1 (muproc-wait-for-exit muproc :timeout timeout))
                         (setf ended t)
                         (when failure (error failure))
                         (values-list values))
                        (t
-                        (kill-and-wait :timeout)
+                        (kill :timeout)
+                        (muproc-wait-for-exit muproc)
                         (setf ended t)
                         timeout-action))))
           (when (and muproc (not ended))
-            (kill-and-wait :abandoned)))))))
+            (kill :abandoned)
+            (sb-sys:with-local-interrupts
+              (muproc-wait-for-exit muproc))))))))
 
 (defmacro muproc ((&optional (timeout 10) (timeout-action :timeout)) &body body)
   "Evaluate BODY in a fresh muproc and return all its values: muproc's

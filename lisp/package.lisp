@@ -40,7 +40,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%mbox-count #:%mbox-signal-count #:%mbox-capacity
            #:%link #:%unlink #:%links #:%monitor #:%demonitor #:%send-exit
            #:%set-trap-exits #:%trap-exits #:%poke-wait #:%poke-stop
-           #:%alias-add #:+alias-reply+ #:%alias-remove #:%send-alias
+           #:%alias-add #:%alias-add-reply #:%alias-remove #:%send-alias
            #:%timer-send-after #:%timer-signal #:%timer-cancel
            #:%worker-offer #:%worker-unreserve #:%worker-park #:%worker-exit
            #:%worker-trim))

@@ -112,6 +112,48 @@ REPL does) kills that muproc with reason :ABANDONED and waits for it."
         (sb-thread:join-thread interrupter))
       (is (muproc-p inner))
       (is (not (muproc-alive-p inner)) "the form was left before its muproc ended")
+      (is (eq :abandoned (muproc-wait-for-exit inner :timeout 10))))
+    ;; While the form waits for its killed muproc to finish its cleanups,
+    ;; the caller can still be interrupted: a muproc that won't die must
+    ;; not hang the REPL.
+    (let* ((inner nil)
+           (started (sb-thread:make-semaphore))
+           (cleaning-up (sb-thread:make-semaphore))
+           (release (sb-thread:make-semaphore))
+           (left (sb-thread:make-semaphore))
+           (stuck nil)
+           (this-thread sb-thread:*current-thread*)
+           (interrupter (sb-thread:make-thread
+                         (lambda ()
+                           (sb-thread:wait-on-semaphore started)
+                           (sb-thread:interrupt-thread this-thread
+                                                       (lambda () (throw 'leave :left)))
+                           (sb-thread:wait-on-semaphore cleaning-up)
+                           (sb-thread:interrupt-thread this-thread
+                                                       (lambda () (throw 'leave-again :left-again)))
+                           ;; Not interruptible: free it, so the test fails
+                           ;; instead of hanging.
+                           (unless (sb-thread:wait-on-semaphore left :timeout 10)
+                             (setf stuck t)
+                             (sb-thread:signal-semaphore release)))
+                         :name "muprocn test interrupter")))
+      (is (eq :left-again
+              (catch 'leave-again
+                (catch 'leave
+                  (muproc (nil)
+                    (setf inner (muproc-current-process))
+                    (unwind-protect
+                         (progn (sb-thread:signal-semaphore started)
+                                (mumsg-receive (from) ((never) t)))
+                      (sb-thread:signal-semaphore cleaning-up)
+                      (sb-thread:wait-on-semaphore release)))
+                  :not-left)
+                :not-left-again)))
+      (sb-thread:signal-semaphore left)
+      (sb-thread:join-thread interrupter)
+      (is (not stuck) "the caller could not be interrupted while it waited")
+      (is (or stuck (muproc-alive-p inner)) "its cleanup still runs")
+      (sb-thread:signal-semaphore release)
       (is (eq :abandoned (muproc-wait-for-exit inner :timeout 10))))))
 
 (deftest muprocn.muprocn-alias ()

@@ -68,7 +68,7 @@ MUPROC-TRIM-WORKERS ends the idle worker threads."
 that block takes every worker up to the cap, then signals
 MUPROC-THREAD-LIMIT (a MUPROC-ERROR) and starts nothing (the name is free,
 nothing is counted); the muprocs already running keep working, the MUPROC
-form signals the limit too, and once the blocked muprocs are released
+form signals the limit too (with interrupts enabled), and once the blocked muprocs are released
 spawning works again."
   (let ((old-cap (muproc-thread-cap))
         (blocked '()))
@@ -98,6 +98,18 @@ spawning works again."
              (is (every #'muproc-alive-p blocked))
              (signals muproc-thread-limit (muproc-spawn nil #'scale-wait nil))
              (signals muproc-thread-limit (muproc () 42))
+             ;; ... where the caller can still be interrupted (a REPL user
+             ;; in the debugger must be able to press C-c).
+             (let ((interrupts-enabled :not-signalled))
+               (ignore-errors
+                (handler-bind ((muproc-thread-limit
+                                 (lambda (c)
+                                   (declare (ignore c))
+                                   (setf interrupts-enabled sb-sys:*interrupts-enabled*))))
+                  (muproc () 42)))
+               (is (eq t interrupts-enabled)
+                   "the MUPROC form signalled the limit with interrupts ~a"
+                   interrupts-enabled))
              ;; The running ones still serve.
              (let ((one (first blocked)))
                (mumsg-send one :release t)

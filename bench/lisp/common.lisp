@@ -29,13 +29,16 @@
         (nth (floor n 2) sorted)
         (/ (+ (nth (1- (floor n 2)) sorted) (nth (floor n 2) sorted)) 2))))
 
-(defun report-values (bench variant unit n values)
-  "Print the RESULT line for the figures VALUES (one per repetition).
-$BENCH_REPORT_AS, if set, replaces BENCH: bench/run runs a benchmark under
+(defun reported-bench (bench)
+  "BENCH, or $BENCH_REPORT_AS if set: bench/run runs a benchmark under
 other conditions (pinned to one CPU) as a benchmark of its own."
+  (or (sb-ext:posix-getenv "BENCH_REPORT_AS") bench))
+
+(defun report-values (bench variant unit n values)
+  "Print the RESULT line for the figures VALUES (one per repetition)."
   (let ((sorted (sort (mapcar (lambda (v) (coerce v 'double-float)) values) #'<)))
     (format t "RESULT ~a ~a ~,6,,,,,'eE ~,6,,,,,'eE ~,6,,,,,'eE ~a n=~d reps=~d~%"
-            (or (sb-ext:posix-getenv "BENCH_REPORT_AS") bench) variant (median sorted) (first sorted) (car (last sorted))
+            (reported-bench bench) variant (median sorted) (first sorted) (car (last sorted))
             unit n (length sorted))
     (finish-output)))
 
@@ -44,7 +47,7 @@ other conditions (pinned to one CPU) as a benchmark of its own."
   (report-values bench variant unit n (list value)))
 
 (defun fail (bench variant reason)
-  (format t "FAILED ~a ~a ~a~%" bench variant
+  (format t "FAILED ~a ~a ~a~%" (reported-bench bench) variant
           (substitute #\Space #\Newline (princ-to-string reason)))
   (finish-output))
 

@@ -399,11 +399,11 @@ static void mbox_aliases(void) {
   uint64_t plain = 0, reply = 0, other = 0;
   muproc_msg_t *m = NULL, *refused;
 
-  CHECK_RC(muproc_alias_add(self, 0, NULL), MUPROC_EINVAL);
-  CHECK_RC(muproc_alias_add(self, 2, &plain), MUPROC_EINVAL);
-  CHECK_OK(muproc_alias_add(self, 0, &plain));
-  CHECK_OK(muproc_alias_add(self, MUPROC_ALIAS_REPLY, &reply));
-  CHECK_OK(muproc_alias_add(self, MUPROC_ALIAS_REPLY, &other));
+  CHECK_RC(muproc_alias_add(self, NULL), MUPROC_EINVAL);
+  CHECK_RC(muproc_alias_add_reply(self, NULL), MUPROC_EINVAL);
+  CHECK_OK(muproc_alias_add(self, &plain));
+  CHECK_OK(muproc_alias_add_reply(self, &reply));
+  CHECK_OK(muproc_alias_add_reply(self, &other));
   CHECK(plain != reply && reply != other && plain != other);
 
   refused = msg_n(4);
@@ -428,10 +428,10 @@ static void mbox_aliases(void) {
 
   /* Aliases of a process that exited go nowhere. */
   gone = created(0);
-  CHECK_OK(muproc_alias_add(gone, MUPROC_ALIAS_REPLY, &other));
+  CHECK_OK(muproc_alias_add_reply(gone, &other));
   exit_release(gone, a_normal);
   CHECK_RC(muproc_send_alias(gone, other, refused), MUPROC_ESRCH);
-  CHECK_RC(muproc_alias_add(gone, 0, &other), MUPROC_ESRCH);
+  CHECK_RC(muproc_alias_add(gone, &other), MUPROC_ESRCH);
   muproc_msg_free(refused);
 
   while (muproc_recv(self, NULL, NULL, MUPROC_NOWAIT, &m) == 0) {
