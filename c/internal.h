@@ -142,6 +142,8 @@ struct mailbox {
   uint64_t last_seq; /* of the newest message moved into QUEUE: also how
                         * many have been moved */
   struct key_index index;
+  uint64_t scan_skipped; /* by filtered scans since the index was built
+                          * or dropped (see find in mailbox.c) */
   int32_t spin_ns, sleeps_without_spin; /* see spin_for_mail */
 };
 
@@ -306,6 +308,7 @@ struct runtime {
   _Atomic int64_t timers;
   _Atomic int64_t links;
   _Atomic int64_t monitors;
+  _Atomic int64_t key_indexes;
   _Atomic uint64_t next_ref;
 };
 extern struct runtime muproc_rt;

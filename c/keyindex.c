@@ -3,9 +3,9 @@
  * A selective receive names the keys a message must have.  Scanning the
  * queue for them costs a few nanoseconds per message skipped, and a
  * server that leaves thousands of messages queued while it waits for one
- * reply pays that on every receive (Erlang's receive does too).  Once a
- * filtered scan has skipped INDEX_AFTER messages, mailbox.c builds this
- * index: for every key, the queued messages that have it, oldest first.
+ * reply pays that on every receive (Erlang's receive does too).  Once
+ * filtered scans have skipped enough to pay for it (see find in
+ * mailbox.c), mailbox.c builds this index: for every key, the queued messages that have it, oldest first.
  * A filtered receive then walks only the chain of the set's rarest key,
  * so a reply carrying a key the backlog lacks is found in O(1) however
  * long the queue is.  The index costs a few hash lookups per arriving
@@ -160,6 +160,7 @@ void key_index_drop(struct key_index *ix, struct msg_list *queue) {
   free(ix->chains);
   ix->chains = NULL;
   ix->cap = ix->used = 0;
+  atomic_fetch_sub(&muproc_rt.key_indexes, 1);
 }
 
 bool key_index_add(struct key_index *ix, struct msg_list *queue,
@@ -176,6 +177,7 @@ bool key_index_build(struct key_index *ix, struct msg_list *queue) {
   ix->chains = calloc(ix->cap, sizeof *ix->chains);
   if (!ix->chains)
     return false;
+  atomic_fetch_add(&muproc_rt.key_indexes, 1); /* on: a drop takes it back */
   for (muproc_msg_t *m = queue->head; m; m = m->next)
     if (!key_index_add(ix, queue, m))
       return false;

@@ -124,7 +124,8 @@ enum {
   MUPROC_STAT_REGISTERED = 6, /* registered port names */
   MUPROC_STAT_TIMERS = 7,     /* pending timers */
   MUPROC_STAT_LINKS = 8,      /* link ends (two per link) */
-  MUPROC_STAT_MONITORS = 9    /* monitors not yet fired or removed */
+  MUPROC_STAT_MONITORS = 9,   /* monitors not yet fired or removed */
+  MUPROC_STAT_KEY_INDEXES = 10 /* mailboxes whose queue is indexed by key */
 };
 /* Value of counter WHAT, or MUPROC_EINVAL. */
 MUPROC_API int64_t muproc_stat(int what);

@@ -78,6 +78,7 @@ int muproc_init(uint32_t max_procs, uint32_t max_threads) {
   atomic_store(&muproc_rt.timers, 0);
   atomic_store(&muproc_rt.links, 0);
   atomic_store(&muproc_rt.monitors, 0);
+  atomic_store(&muproc_rt.key_indexes, 0);
   atomic_store(&muproc_rt.next_ref, 1);
   atomic_store(&muproc_rt.shutting_down, 0);
   muproc_rt.creation = creation;
@@ -151,6 +152,7 @@ int64_t muproc_stat(int what) {
   case MUPROC_STAT_TIMERS: return atomic_load(&muproc_rt.timers);
   case MUPROC_STAT_LINKS: return atomic_load(&muproc_rt.links);
   case MUPROC_STAT_MONITORS: return atomic_load(&muproc_rt.monitors);
+  case MUPROC_STAT_KEY_INDEXES: return atomic_load(&muproc_rt.key_indexes);
   default: return MUPROC_EINVAL;
   }
 }

@@ -102,6 +102,7 @@ sender at 16, npairs (uint32) at 24, kind (int32) at 28.")
 (defconstant +stat-timers+ 7)
 (defconstant +stat-links+ 8)
 (defconstant +stat-monitors+ 9)
+(defconstant +stat-key-indexes+ 10)
 
 (defmacro check (form operation)
   "Evaluate FORM, a call returning a libmuproc code; signal

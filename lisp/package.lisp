@@ -19,7 +19,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:+s-noproc+ #:+s-created+ #:+s-running+ #:+s-waiting+ #:+s-exited+
            #:+stat-procs+ #:+stat-threads+ #:+stat-parked+ #:+stat-handles+
            #:+stat-messages+ #:+stat-atoms+ #:+stat-registered+
-           #:+stat-timers+ #:+stat-links+ #:+stat-monitors+
+           #:+stat-timers+ #:+stat-links+ #:+stat-monitors+ #:+stat-key-indexes+
            ;; functions
            #:%version #:%version-string #:%strerror #:%err-name
            #:%init #:%now-ns #:%thread-cap #:%set-thread-cap #:%stat

@@ -92,7 +92,9 @@ were told to end."
   "A plist describing the runtime: :PROCESSES (muprocs not yet released),
 :THREADS (worker threads), :PARKED (idle workers), :HANDLES (objects
 referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
-(port names), :TIMERS (pending), :LINKS (link ends), :MONITORS, :LISP-HANDLES (slots of the Lisp handle table in use),
+(port names), :TIMERS (pending), :LINKS (link ends), :MONITORS,
+:KEY-INDEXES (mailboxes whose backlog is indexed by key for selective
+receive), :LISP-HANDLES (slots of the Lisp handle table in use),
 :LIVE-MUPROCS (Lisp muprocs not yet finished)."
   (flet ((stat (what) (muproc.ffi:%stat what)))
     (list :processes (stat muproc.ffi:+stat-procs+)
@@ -105,5 +107,6 @@ referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
           :timers (stat muproc.ffi:+stat-timers+)
           :links (stat muproc.ffi:+stat-links+)
           :monitors (stat muproc.ffi:+stat-monitors+)
+          :key-indexes (stat muproc.ffi:+stat-key-indexes+)
           :lisp-handles (lisp-handle-count)
           :live-muprocs (length (live-muprocs)))))

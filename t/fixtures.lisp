@@ -115,7 +115,7 @@ message, timer, link, monitor or registered name, no thread but workers."
   (is-true (wait-for-all-muprocs 5) "muprocs were still running after the test")
   (let ((stats (muproc-runtime-stats)))
     (dolist (key '(:processes :handles :messages :registered :lisp-handles
-                   :live-muprocs :timers :links :monitors))
+                   :live-muprocs :timers :links :monitors :key-indexes))
       (is (zerop (getf stats key)) "leak: ~s = ~a after the test" key (getf stats key)))
     ;; A worker between two muprocs (not yet parked) is a pool thread,
     ;; not a leak: with no muproc left, every extra thread must be one.

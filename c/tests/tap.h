@@ -230,9 +230,10 @@ static TAP_UNUSED void tap_muproc_finish(const char *file, int line) {
                   {MUPROC_STAT_TIMERS, "TIMERS"},
                   {MUPROC_STAT_LINKS, "LINKS"},
                   {MUPROC_STAT_MONITORS, "MONITORS"},
+                  {MUPROC_STAT_KEY_INDEXES, "KEY_INDEXES"},
                   {MUPROC_STAT_THREADS, "THREADS"},
                   {MUPROC_STAT_PARKED, "PARKED"}};
-  enum { BEFORE_SHUTDOWN = 7 }; /* all but the thread counters */
+  enum { BEFORE_SHUTDOWN = 8 }; /* all but the thread counters */
   size_t i;
   int64_t dl, v;
   int rc;
