@@ -400,9 +400,10 @@ int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
   struct mailbox *mb = &p->mbox;
   if (key_index_on(&mb->index))
     key_index_remove(&mb->index, msg);
-  if (atomic_load_explicit(&mb->sent, memory_order_relaxed) -
-          atomic_load_explicit(&mb->taken, memory_order_relaxed) <=
-      INDEX_OFF) {
+  /* Only the receiver's own fields: SENT's line belongs to the senders. */
+  if ((key_index_on(&mb->index) || mb->scan_skipped) &&
+      mb->last_seq - (uint64_t)atomic_load_explicit(
+                         &mb->taken, memory_order_relaxed) <= INDEX_OFF) {
     key_index_drop(&mb->index, &mb->queue);
     mb->scan_skipped = 0;
   }
