@@ -5,7 +5,8 @@
  * server that leaves thousands of messages queued while it waits for one
  * reply pays that on every receive (Erlang's receive does too).  Once
  * filtered scans have skipped enough to pay for it (see find in
- * mailbox.c), mailbox.c builds this index: for every key, the queued messages that have it, oldest first.
+ * mailbox.c), mailbox.c builds this index: for every key, the queued
+ * messages that have it, oldest first.
  * A filtered receive then walks only the chain of the set's rarest key,
  * so a reply carrying a key the backlog lacks is found in O(1) however
  * long the queue is.  The index costs a few hash lookups per arriving

@@ -226,15 +226,6 @@ static bool mail_arrived(struct mailbox *mb) {
   return atomic_load(&mb->inbox) || atomic_load(&mb->signal_inbox);
 }
 
-/* A sleep and its wake-up cost two syscalls and a vCPU wake-up, 5-30
- * microseconds here; a reply from a muproc on the other CPU often comes
- * sooner.  So spin a
- * little first, but only while it pays: never when the process may use
- * only one CPU (spinning there only delays the sender; the mask is read
- * once, by the first receive that would spin), and per mailbox the budget doubles after
- * a spin that caught mail and halves after one that didn't, down to none
- * (probed again every SPIN_PROBE sleeps) for a receiver whose mail comes
- * rarely or from an overloaded machine. */
 /* The CPUs this process may run on: its main thread's affinity mask
  * (taskset, a container's cpuset), not the machine's count, and not the
  * mask of whichever thread asks first, which may be pinned alone. */
@@ -245,6 +236,15 @@ static long usable_cpus(void) {
   return sysconf(_SC_NPROCESSORS_ONLN);
 }
 
+/* A sleep and its wake-up cost two syscalls and a vCPU wake-up, 5-30
+ * microseconds here; a reply from a muproc on the other CPU often comes
+ * sooner.  So spin a little first, but only while it pays: never when
+ * the process may use only one CPU (spinning there only delays the
+ * sender; the mask is read once, by the first receive that would spin),
+ * and per mailbox the budget doubles after a spin that caught mail and
+ * halves after one that didn't, down to none (probed again every
+ * SPIN_PROBE sleeps) for a receiver whose mail comes rarely or from an
+ * overloaded machine. */
 static bool spin_for_mail(struct mailbox *mb, int64_t deadline) {
   static _Atomic long cpus; /* same value whoever computes it first */
   long n = atomic_load_explicit(&cpus, memory_order_relaxed);
@@ -312,21 +312,27 @@ static bool drain_inbox(struct mailbox *mb) {
   return first != NULL;
 }
 
+/* Messages in the receiver's queue (moved there, not yet taken). */
+static uint64_t queued(const struct mailbox *mb) {
+  return mb->last_seq -
+         (uint64_t)atomic_load_explicit(&mb->taken, memory_order_relaxed);
+}
+
+/* How many messages a filtered scan may skip before it builds the index:
+ * what is left of the payback, but at least INDEX_AFTER. */
+static uint64_t index_build_at(const struct mailbox *mb) {
+  uint64_t payback = INDEX_PAYBACK * queued(mb);
+  uint64_t left = payback > mb->scan_skipped ? payback - mb->scan_skipped : 0;
+  return left < INDEX_AFTER ? INDEX_AFTER : left;
+}
+
 /* The first message after LAST passing FILTER, or NULL.  With an index,
  * a lookup; else a scan, which builds the index when it skips many. */
 static muproc_msg_t *find(struct mailbox *mb, muproc_msg_t *last,
                           const uint32_t *filter) {
   if (filter && key_index_on(&mb->index))
     return key_index_find(&mb->index, &mb->queue, last, filter);
-  /* Build the index once this scan has skipped BUILD_AT messages. */
-  uint64_t queued = mb->last_seq - (uint64_t)atomic_load_explicit(
-                                       &mb->taken, memory_order_relaxed);
-  uint64_t payback = INDEX_PAYBACK * queued;
-  uint64_t build_at = payback > mb->scan_skipped ? payback - mb->scan_skipped : 0;
-  if (!filter)
-    build_at = UINT64_MAX;
-  else if (build_at < INDEX_AFTER)
-    build_at = INDEX_AFTER;
+  uint64_t build_at = filter ? index_build_at(mb) : UINT64_MAX;
   uint64_t skipped = 0;
   muproc_msg_t *m = last ? last->next : mb->queue.head;
   for (; m && !passes(m, filter); m = m->next)
@@ -402,8 +408,7 @@ int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
     key_index_remove(&mb->index, msg);
   /* Only the receiver's own fields: SENT's line belongs to the senders. */
   if ((key_index_on(&mb->index) || mb->scan_skipped) &&
-      mb->last_seq - (uint64_t)atomic_load_explicit(
-                         &mb->taken, memory_order_relaxed) <= INDEX_OFF) {
+      queued(mb) <= INDEX_OFF) {
     key_index_drop(&mb->index, &mb->queue);
     mb->scan_skipped = 0;
   }

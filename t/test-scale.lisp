@@ -68,8 +68,8 @@ MUPROC-TRIM-WORKERS ends the idle worker threads."
 that block takes every worker up to the cap, then signals
 MUPROC-THREAD-LIMIT (a MUPROC-ERROR) and starts nothing (the name is free,
 nothing is counted); the muprocs already running keep working, the MUPROC
-form signals the limit too (with interrupts enabled), and once the blocked muprocs are released
-spawning works again."
+form signals the limit too (with interrupts enabled), and once the blocked
+muprocs are released spawning works again."
   (let ((old-cap (muproc-thread-cap))
         (blocked '()))
     (unwind-protect

@@ -237,9 +237,9 @@ senders' stack into the queue)."
              (lambda (k) (time-matches-behind 0 :junk k)))
     ;; Ten times the backlog: the same time if the receive is O(1) in
     ;; the messages it skips (libmuproc's key index); and the first
-    ;; receive behind each backlog, a scan.  Last: the
-    ;; churn of their 100,000-message fills slows the guard scans above
-    ;; about fourfold (with malloc as with libmuproc's message pool).
+    ;; receive behind each backlog, a scan.  Last: the churn of their
+    ;; 100,000-message fills slows the guard scans above about fourfold
+    ;; (with malloc as with libmuproc's message pool).
     (measure "selective-10x" "muproc" "us/recv" k reps
              (lambda (k) (time-matches-behind (* 10 junk) :junk k)))
     (measure "selective-first" "muproc" "us/recv" 5 reps
