@@ -130,6 +130,17 @@ tree (if it still runs) and wait for it, however BODY ends."
           (remove "" (uiop:split-string text :separator '(#\Newline))
                   :test #'string=)))
 
+(defun log-text-so-far (stream)
+  "The text written so far to the string output STREAM, which live muprocs
+may still be writing to.  Taken under the errorstream lock: a string output
+stream is not safe for threads, and a read racing a muproc's line corrupts
+it (seen as an error in a later read).  The text is put back for the lines
+after."
+  (sb-thread:with-mutex (muproc::*log-lock*)
+    (let ((text (get-output-stream-string stream)))
+      (write-string text stream)
+      text)))
+
 (defun log-lines (stream)
   "The lines written to the string output STREAM, without their timestamps."
   (log-text-lines (get-output-stream-string stream)))
@@ -726,11 +737,7 @@ exiting every muproc top-down ends the tree with no restart."
                             (tree-call "TREE-MUPROCS" top))))
                    (let* ((tree2 (exit-and-wait tree1 "PROC1"))
                           (tree3 (exit-and-wait tree2 "PROC32")))
-                     ;; The log so far (put back for the lines after).
-                     (let ((text (get-output-stream-string log)))
-                       (write-string text log)
-                       (setf lines-before-teardown
-                             (log-text-lines text)))
+                     (setf lines-before-teardown (log-text-lines (log-text-so-far log)))
                      (mapc (lambda (m) (muproc-exit :adieu m)) tree3)
                      (list tree1 tree2 tree3 (muproc-wait-for-exit top :timeout 10))))
               (when (muproc-alive-p top)
