@@ -138,6 +138,14 @@ before its children, children in start order."
 user did between commands.  Pacing only: nothing waits on it."
   (sleep (seed-seconds seed-seconds)))
 
+(defun await-proc32-trapping ()
+  "Wait until the tree's current PROC32 traps exits (its first form).  At
+the seed's REPL the user's typing always gave it that long; a restarted
+PROC32 told to exit before then would die without its SHUTDOWN line."
+  (loop until (let ((proc32 (muproc-find 'proc32)))
+                (and proc32 (muproc-trap-exits-p proc32)))
+        do (sb-thread:thread-yield)))
+
 (defun main ()
   "Replay the seed's supervisor transcripts I-IV on *STANDARD-OUTPUT*
 (the tree's errorstream), and return once every muproc of the tree has
@@ -152,6 +160,7 @@ ended.  Returns the top supervisor's exit reason, :ADIEU."
     ;; Transcript II: PROC1 exits; the top supervisor stops the others in
     ;; reverse order ({PROC31*PROC32} waits for PROC32, which takes its
     ;; time) and starts all three again.
+    (await-proc32-trapping)
     (let ((proc1 (muproc-find 'proc1)))
       (session "(muproc-exit :adieu (muproc-find 'proc1))")
       (muproc-exit :adieu proc1)
@@ -162,6 +171,7 @@ ended.  Returns the top supervisor's exit reason, :ADIEU."
     (watch 10)
     ;; Transcript III: PROC32 exits; only {PROC31*PROC32} restarts its
     ;; children.  PROC1 and PROC2 are the same muprocs as before.
+    (await-proc32-trapping)
     (let ((proc32 (muproc-find 'proc32)))
       (session "(muproc-exit :adieu (muproc-find 'proc32))")
       (muproc-exit :adieu proc32)
@@ -172,6 +182,7 @@ ended.  Returns the top supervisor's exit reason, :ADIEU."
     ;; (muproc-all-processes) in whatever order they come; top-down order
     ;; makes sure each supervisor hears of its own exit before one of its
     ;; children's, which it would answer with a restart.
+    (await-proc32-trapping)
     (let ((tree (tree-muprocs top)))
       (session "(mapcar (lambda (p) (muproc-exit :adieu p)) (tree-muprocs top))")
       (mapcar (lambda (p) (muproc-exit :adieu p)) tree)

@@ -400,7 +400,7 @@ that muproc's reason, and nothing more."
 
 (deftest link.exit-reaches-busy-muprocs ()
   "MUPROC-EXIT of another muproc reaches it promptly (measured; asserted
-under 1 s) whether it sleeps (sleep 30), waits in a receive that nothing
+under 3 s, against its 30 s sleep) whether it sleeps (sleep 30), waits in a receive that nothing
 matches, or spins without receiving; it exits with the reason given and
 its cleanups run."
   (let ((results (muproc (30)
@@ -413,7 +413,7 @@ its cleanups run."
                                   after MUPROC-EXIT" what (* 1000 seconds))
              (is (eq t returned) "~s: MUPROC-EXIT returned ~s" what returned)
              (is (eq :stop reason) "~s: exit reason ~s" what reason)
-             (is (< seconds 1) "~s: took ~,3f s to exit" what seconds)
+             (is (< seconds 3) "~s: took ~,3f s to exit" what seconds)
              (is-true cleanup "~s: cleanup did not run" what))))
 
 (deftest link.exit-signal-trapped-or-not ()
@@ -648,7 +648,7 @@ a dead muproc."
                                  what (* 1000 seconds))
              (is (eq t returned) "~s: returned ~s" what returned)
              (is (equal (list target target :target) seen) "~s: saw ~s" what seen)
-             (is (< seconds 1) "~s: took ~,3f s" what seconds)
+             (is (< seconds 3) "~s: took ~,3f s (its sleep: 30 s)" what seconds)
              (is (null dead-returned)))
     (is (eq :interrupted (fifth sleeping)))
     (is (eq :normal (fifth receiving)))))

@@ -318,7 +318,7 @@ by an error, or from inside a receive clause) is gone."
     (is (eq :global *process-test-special*))))
 
 (deftest process.exit-reaches-busy-muprocs ()
-  "MUPROC-EXIT of another muproc ends it promptly (< 1 s) with the reason
+  "MUPROC-EXIT of another muproc ends it promptly (< 3 s, against its 10 s sleep) with the reason
 given, its cleanups run, whether it sleeps (sleep 10), waits in a receive
 that nothing matches, or spins in a loop without receiving; MUPROC-EXIT
 returns true for a live muproc and NIL for a dead one."
@@ -334,7 +334,7 @@ returns true for a live muproc and NIL for a dead one."
           for what in '(:sleeping :receiving :spinning)
           do (is-true returned "~s: MUPROC-EXIT returned NIL" what)
              (is (eq :stop reason) "~s: exit reason ~s" what reason)
-             (is (< seconds 1) "~s: took ~,3f s to exit" what seconds)
+             (is (< seconds 3) "~s: took ~,3f s to exit" what seconds)
              (is-true cleanup "~s: cleanup did not run" what))
     (is (null dead))))
 

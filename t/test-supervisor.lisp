@@ -356,7 +356,7 @@ after the time (0.3 s), with reason :SUPERVISOR-KILL and the log line."
                                (next-event)))))
                 (list (terminate 'n) (terminate 'l) (terminate 's))))))
       (destructuring-bind (seconds reason event) plain
-        (is (< seconds 0.25) "A plain child took ~,3f s to go" seconds)
+        (is (< seconds 2) "A plain child took ~,3f s to go (its limit: 5 s)" seconds)
         (is (eq *supervisor-shutdown-reason* reason))
         (is (equal '(:stopped n) event)))
       (destructuring-bind (seconds reason event) lingering
@@ -419,13 +419,14 @@ failure makes the supervisor stop its other children and exit with
 
 (deftest/tree supervisor.restarts-older-than-the-period-are-forgotten ()
   "Intensity counts the restarts within the last PERIOD: with 1 restart
-allowed in 0.4 s, failures 0.5 s apart are restarted every time, two in
-quick succession end the supervisor."
+allowed in 2 s, failures 2.1 s apart are restarted every time, two in
+quick succession end the supervisor.  (A period this long: the second
+failure must come within it whatever pauses the machine.)"
   (destructuring-bind (first-restarted second-restarted reason)
       (in-muproc
         (let* ((c (muproc-current-process))
                (sup (supervisor-start
-                     (supervisor :one-for-one 1 0.4
+                     (supervisor :one-for-one 1 2
                                  (list :permanent 1 (supervised-muproc a #'kid (list c 'a))))
                      :errorstream (quiet))))
           (unwind-protect
@@ -438,7 +439,7 @@ quick succession end the supervisor."
                  (next-event)
                  (list (fail-and-restarted-p)
                        ;; The period is what this test is about: let it pass.
-                       (progn (sleep 0.5) (fail-and-restarted-p))
+                       (progn (sleep 2.1) (fail-and-restarted-p))
                        (progn (crash (child-muproc sup 'a))
                               (muproc-wait-for-exit sup :timeout 10))))
             (when (muproc-alive-p sup) (stop-tree sup)))))
@@ -784,6 +785,15 @@ exiting every muproc top-down ends the tree with no restart."
                      (remove "" (uiop:split-string text :separator '(#\Newline))
                              :test #'string=))))
 
+(defun without-teardown-kills (lines)
+  "LINES without the kill lines after the last session line.  The session
+exits every muproc at once, and a supervisor busy shutting down may kill
+PROC1 or PROC31 before that exit reaches them, or may not."
+  (let ((last-session (position "- " lines :test #'uiop:string-prefix-p :from-end t)))
+    (append (subseq lines 0 last-session)
+            (remove-if (lambda (line) (search " was terminated due to #<EXIT " line))
+                       (subseq lines last-session)))))
+
 (defparameter *supervision-tree-lines*
   (let ((inner "{PROC31*PROC32} SUPERVISOR #<SUPERVISOR {PROC31*PROC32} ALL-FOR-ONE:2:5 DOWN:DOWN STABLE> terminating.")
         (kill "PROC31 PROC31 was terminated due to #<EXIT PROC31 :SUPERVISOR-KILL>."))
@@ -816,8 +826,9 @@ starts all four; exiting PROC32 restarts PROC31 and PROC32 only; exiting
 all ends PROC32, then {PROC31*PROC32}, then the top supervisor, last."
   (let* ((main (supervision-tree-symbol "MAIN"))
          (reason nil)
-         (lines (transcript-lines (with-output-to-string (*standard-output*)
-                                    (setf reason (funcall main))))))
+         (lines (without-teardown-kills
+                 (transcript-lines (with-output-to-string (*standard-output*)
+                                     (setf reason (funcall main)))))))
     (is (eq :adieu reason))
     (loop for (name . expected) in *supervision-tree-lines*
           do (is (equal expected

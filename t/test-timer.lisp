@@ -63,7 +63,7 @@ muproc it signals MUPROC-NOT-IN-MUPROC."
 (deftest timer.repeating-until-unscheduled ()
   "A timer scheduled with a repeat interval (the seed's PROC32: delay 0,
 sending itself :wakeup) fires at once and then every interval: three
-wakeups take two intervals (give or take their latencies).  MUPROC-UNSCHEDULE-TIMER returns T (it was
+wakeups come no sooner than two intervals.  MUPROC-UNSCHEDULE-TIMER returns T (it was
 pending) and no wakeup comes after it."
   (destructuring-bind (start wakeups unscheduled pending late)
       (muproc ()
@@ -85,10 +85,13 @@ pending) and no wakeup comes after it."
                       collect what))))
     (is (every #'realp wakeups) "wakeups: ~s" wakeups)
     (when (every #'realp wakeups)
+      ;; The deadlines are fixed-rate (start, +0.05, +0.1), so the third
+      ;; wakeup is never before 0.1 s, however late the muproc ran the
+      ;; first two (a stalled muproc handles queued wakeups back to back).
       (let ((first (- (first wakeups) start))
-            (span (- (third wakeups) (first wakeups))))
+            (third (- (third wakeups) start)))
         (is (< first 0.5) "the first wakeup came after ~,3f s" first)
-        (is (<= 0.08 span 2) "three wakeups spanned ~,3f s" span)))
+        (is (<= 0.099 third 2) "the third wakeup came after ~,3f s" third)))
     (is (eq t unscheduled))
     (is (zerop pending))
     (is (null late) "~d wakeups after the unschedule" (length late))))
@@ -155,9 +158,11 @@ NIL."
                (got (mumsg-receive (from :timeout 5)
                       ((ping at) t (list (now) ping at))
                       (:timeout :none)))
+               ;; Far enough ahead to be pending still at the next call,
+               ;; whatever pauses the machine.
                (cancelled (muproc-unschedule-timer
-                           (muproc-send-after 0.05 *muproc-inport* :cancelled t))))
-          (muproc-send-after 0.15 *muproc-inport* :marker t)
+                           (muproc-send-after 0.5 *muproc-inport* :cancelled t))))
+          (muproc-send-after 0.7 *muproc-inport* :marker t)
           (list (muproc-timer-p timer) start got cancelled
                 (mumsg-receive (from) (() t (mumsg-plist *muproc-packet*))))))
     (is-true timerp)

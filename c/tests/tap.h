@@ -25,7 +25,8 @@
  *   MUPROC_TEST_NOFORK=1       run in-process (for a debugger); stops at
  *                              the first failure
  *   MUPROC_TEST_TIMEOUT_SCALE  multiply every timeout (slow machines);
- *                              under valgrind the default is 10
+ *                              under valgrind the default is 10, and
+ *                              make check-tsan sets 5
  */
 #ifndef MUPROC_TAP_H
 #define MUPROC_TAP_H
