@@ -20,6 +20,25 @@
    (format nil "~amuproc-test-~d-~d/" (uiop:temporary-directory)
            (sb-unix:unix-getpid) (random 1000000000 (make-random-state t)))))
 
+(defun load-muproc-in-child (dir libdir)
+  "Load the muproc copied under DIR (see COPY-LISP-TREE) in a fresh SBCL
+with MUPROC_LIBDIR set to LIBDIR.  Returns what it printed and its exit
+status: 3 and \"CONDITION type\" then the report when loading signalled."
+  (multiple-value-bind (out err code)
+      (uiop:run-program
+       (list "env" (format nil "MUPROC_LIBDIR=~a" libdir)
+             (format nil "XDG_CACHE_HOME=~a" (namestring (merge-pathnames "cache/" dir)))
+             "sbcl" "--non-interactive" "--no-sysinit" "--no-userinit"
+             "--eval" "(require :asdf)"
+             "--eval" (format nil "(asdf:load-asd ~s)"
+                              (namestring (merge-pathnames "muproc.asd" dir)))
+             "--eval" "(handler-case (asdf:load-system :muproc)
+                         (error (c) (format t \"~&CONDITION ~a~%~a~%\" (type-of c) c)
+                                    (uiop:quit 3)))")
+       :output :string :error-output :string :ignore-error-status t)
+    (declare (ignore err))
+    (values out code)))
+
 (deftest library.not-found-lists-every-path (:timeout 120)
   "Without a library anywhere, loading signals MUPROC-LIBRARY-NOT-FOUND,
 whose report names every directory tried and how to build."
@@ -27,19 +46,8 @@ whose report names every directory tried and how to build."
     (unwind-protect
          (progn
            (copy-lisp-tree dir)
-           (multiple-value-bind (out err code)
-               (uiop:run-program
-                (list "env" "MUPROC_LIBDIR=/nonexistent/muproc-libdir"
-                      (format nil "XDG_CACHE_HOME=~a" (namestring (merge-pathnames "cache/" dir)))
-                      "sbcl" "--non-interactive" "--no-sysinit" "--no-userinit"
-                      "--eval" "(require :asdf)"
-                      "--eval" (format nil "(asdf:load-asd ~s)"
-                                       (namestring (merge-pathnames "muproc.asd" dir)))
-                      "--eval" "(handler-case (asdf:load-system :muproc)
-                                  (error (c) (format t \"~&CONDITION ~a~%~a~%\" (type-of c) c)
-                                             (uiop:quit 3)))")
-                :output :string :error-output :string :ignore-error-status t)
-             (declare (ignore err))
+           (multiple-value-bind (out code)
+               (load-muproc-in-child dir "/nonexistent/muproc-libdir")
              (is (= 3 code) "the child should have failed to load (exit ~a)" code)
              (is (search "CONDITION MUPROC-LIBRARY-NOT-FOUND" out))
              (is (search "/nonexistent/muproc-libdir/libmuproc.so.0" out))
@@ -47,6 +55,46 @@ whose report names every directory tried and how to build."
              (is (search "ld.so search path" out))
              (is (search "MUPROC_LIBDIR" out))
              (is (search "./configure" out))))
+      (uiop:delete-directory-tree dir :validate t :if-does-not-exist :ignore))))
+
+(defun build-fake-library (libdir major minor)
+  "Compile into LIBDIR a libmuproc.so.0 that has only the two version
+functions, saying MAJOR.MINOR.0."
+  (let ((source (merge-pathnames "fake.c" libdir)))
+    (ensure-directories-exist source)
+    (with-open-file (out source :direction :output :if-exists :supersede)
+      (format out "unsigned muproc_version(void) { return (~du << 16) | (~du << 8); }~%~
+                   const char *muproc_version_string(void) { return \"~d.~d.0\"; }~%"
+              major minor major minor))
+    (uiop:run-program (list (or (uiop:getenv "CC") "cc") "-shared" "-fPIC" "-o"
+                            (namestring (merge-pathnames "libmuproc.so.0" libdir))
+                            (namestring source))
+                      :error-output :output)))
+
+(deftest library.old-or-foreign-library-refused (:timeout 180)
+  "A library of an older minor version (an installed 0.1 that lacks calls
+this code makes), or of another major version, is refused at load with
+MUPROC-VERSION-MISMATCH naming the version loaded and the one needed,
+before anything else of it is called."
+  (let ((dir (fresh-temporary-directory))
+        (needed (format nil "~d.~d.x" muproc.ffi::+major+ muproc.ffi::+minor+)))
+    (unwind-protect
+         (progn
+           (copy-lisp-tree dir)
+           (loop for (major minor) in (list (list muproc.ffi::+major+ (1- muproc.ffi::+minor+))
+                                            (list (1+ muproc.ffi::+major+) 0))
+                 for libdir = (merge-pathnames (format nil "fake-~d.~d/" major minor) dir)
+                 for loaded = (format nil "~d.~d.0" major minor)
+                 do (build-fake-library libdir major minor)
+                    (multiple-value-bind (out code) (load-muproc-in-child dir (namestring libdir))
+                      ;; What the child printed last (not its compiler chatter).
+                      (setf out (subseq out (max 0 (- (length out) 600))))
+                      (is (= 3 code) "~a: the child should have failed to load (exit ~a)"
+                          loaded code)
+                      (is (search "CONDITION MUPROC-VERSION-MISMATCH" out) "~a: ~a" loaded out)
+                      (is (search (format nil "libmuproc ~a was loaded" loaded) out)
+                          "~a: ~a" loaded out)
+                      (is (search (format nil "needs ~a" needed) out) "~a: ~a" loaded out))))
       (uiop:delete-directory-tree dir :validate t :if-does-not-exist :ignore))))
 
 (deftest library.version-is-checked ()
