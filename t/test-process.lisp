@@ -407,8 +407,9 @@ muproc, and returns NIL."
         (is (equal "outside 7" text))))))
 
 (deftest process.log-lines-never-interleave ()
-  "20 muprocs logging 50 long lines each at the same time to one stream
-produce 1000 whole lines, each muproc's in its order."
+  "20 muprocs logging 500 long lines each at the same time to one stream
+produce 10,000 whole lines, each muproc's in its order, even with the
+stream read all along (inside WITH-MUPROC-ERRORSTREAM-LOCK) as they log."
   (let* ((log (make-string-output-stream))
          (padding (make-string 200 :initial-element #\x))
          (loggers (loop for i below 20
@@ -416,17 +417,27 @@ produce 1000 whole lines, each muproc's in its order."
                                  (make-symbol (format nil "LOGGER-~d" i))
                                  (lambda (i)
                                    (wait-for-go)
-                                   (dotimes (j 50)
+                                   (dotimes (j 500)
                                      (muproc-log-errorstream "~d ~d ~a" i j padding)))
                                  (list i)
                                  :errorstream log))))
     (is-true (await (lambda () (every #'waiting-p loggers))))
     (dolist (m loggers) (mumsg-send m :go t))
-    (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))
+    (let ((text (make-string-output-stream))
+          (reads 0))
+      (flet ((read-log ()
+               (write-string (with-muproc-errorstream-lock () (get-output-stream-string log))
+                             text)))
+        (loop while (some #'muproc-alive-p loggers)
+              do (read-log) (incf reads) (sb-thread:thread-yield))
+        (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))
+        (read-log))
+      (report-measurement "process.log-lines-never-interleave: ~d reads while logging" reads)
+      (setf log text))
     (let ((lines (lines (get-output-stream-string log)))
           (next (make-array 20 :initial-element 0))
           (bad '()))
-      (is (= 1000 (length lines)))
+      (is (= 10000 (length lines)))
       (dolist (line lines)
         (multiple-value-bind (h m s ms name text) (parse-log-line line)
           (declare (ignore m s ms))
@@ -441,7 +452,7 @@ produce 1000 whole lines, each muproc's in its order."
                 (incf (aref next i))
                 (push line bad)))))
       (is (null bad) "~d mangled or out-of-order lines, e.g. ~s" (length bad) (first bad))
-      (is (every (lambda (n) (= n 50)) next)))))
+      (is (every (lambda (n) (= n 500)) next)))))
 
 (deftest process.bad-spawn-arguments ()
   "MUPROC-SPAWN signals TYPE-ERROR for a name that is not a symbol, an

@@ -132,11 +132,9 @@ tree (if it still runs) and wait for it, however BODY ends."
 
 (defun log-text-so-far (stream)
   "The text written so far to the string output STREAM, which live muprocs
-may still be writing to.  Taken under the errorstream lock: a string output
-stream is not safe for threads, and a read racing a muproc's line corrupts
-it (seen as an error in a later read).  The text is put back for the lines
-after."
-  (sb-thread:with-mutex (muproc::*log-lock*)
+may still be writing to (hence the lock: a read racing a muproc's line
+corrupts the stream).  The text is put back for the lines after."
+  (with-muproc-errorstream-lock ()
     (let ((text (get-output-stream-string stream)))
       (write-string text stream)
       text)))
