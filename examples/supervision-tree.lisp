@@ -142,9 +142,12 @@ user did between commands.  Pacing only: nothing waits on it."
   "Wait until the tree's current PROC32 traps exits (its first form).  At
 the seed's REPL the user's typing always gave it that long; a restarted
 PROC32 told to exit before then would die without its SHUTDOWN line."
-  (loop until (let ((proc32 (muproc-find 'proc32)))
+  (loop with deadline = (+ (get-internal-real-time) (* 10 internal-time-units-per-second))
+        until (let ((proc32 (muproc-find 'proc32)))
                 (and proc32 (muproc-trap-exits-p proc32)))
-        do (sb-thread:thread-yield)))
+        do (when (> (get-internal-real-time) deadline)
+             (error "PROC32 did not trap exits within 10 s."))
+           (sleep 0.005)))
 
 (defun main ()
   "Replay the seed's supervisor transcripts I-IV on *STANDARD-OUTPUT*

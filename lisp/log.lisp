@@ -19,13 +19,14 @@ interleaved with another muproc's.")
           (decode-universal-time (+ seconds +unix-epoch+)))
       (format nil "~2,'0d:~2,'0d:~2,'0d.~3,'0d" h m s (floor microseconds 1000)))))
 
-(defmacro with-muproc-errorstream-lock (() &body body)
+(defmacro muproc-with-errorstream-lock (&body body)
   "Run BODY holding the lock under which muprocs write their log lines,
 and return its values.  Lisp streams are not safe for threads: a stream
 that live muprocs log to (a string output stream, say) may be read, or
-written by other code, only inside this form.  Keep BODY short: every
-muproc that logs waits for it."
-  `(sb-thread:with-mutex (*log-lock*) ,@body))
+written by other code, only inside this form.  BODY may log itself (the
+lock is recursive), but must not wait for another muproc, which may be
+waiting for the lock: keep BODY short."
+  `(sb-thread:with-recursive-lock (*log-lock*) ,@body))
 
 (defun muproc-log-errorstream (format-control &rest arguments)
   "Write one line \"HH:MM:SS.mmm NAME text\" to the current muproc's
@@ -37,7 +38,7 @@ interleave.  Returns NIL."
                       (let ((m *current-muproc*))
                         (if (and m (%muproc-name m)) (princ-to-string (%muproc-name m)) "-"))
                       format-control arguments)))
-    (with-muproc-errorstream-lock ()
+    (muproc-with-errorstream-lock
       (write-line line stream)
       (force-output stream))
     nil))

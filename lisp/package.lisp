@@ -81,7 +81,7 @@ are those of cl-muproc.")
    ;; tags
    #:muproc-with-message-tag #:muproc-make-tag #:muproc-msgtag= #:muproc-tag-p
    ;; logging
-   #:muproc-log-errorstream #:with-muproc-errorstream-lock
+   #:muproc-log-errorstream #:muproc-with-errorstream-lock
    ;; runtime
    #:muproc-thread-cap #:muproc-trim-workers #:muproc-runtime-stats
    ;; conditions

@@ -28,7 +28,7 @@ status: 3 and \"CONDITION type\" then the report when loading signalled."
       (uiop:run-program
        (list "env" (format nil "MUPROC_LIBDIR=~a" libdir)
              (format nil "XDG_CACHE_HOME=~a" (namestring (merge-pathnames "cache/" dir)))
-             "sbcl" "--non-interactive" "--no-sysinit" "--no-userinit"
+             (or (uiop:getenv "SBCL") "sbcl") "--non-interactive" "--no-sysinit" "--no-userinit"
              "--eval" "(require :asdf)"
              "--eval" (format nil "(asdf:load-asd ~s)"
                               (namestring (merge-pathnames "muproc.asd" dir)))
@@ -66,10 +66,16 @@ functions, saying MAJOR.MINOR.0."
       (format out "unsigned muproc_version(void) { return (~du << 16) | (~du << 8); }~%~
                    const char *muproc_version_string(void) { return \"~d.~d.0\"; }~%"
               major minor major minor))
-    (uiop:run-program (list (or (uiop:getenv "CC") "cc") "-shared" "-fPIC" "-o"
-                            (namestring (merge-pathnames "libmuproc.so.0" libdir))
-                            (namestring source))
-                      :error-output :output)))
+    ;; Through the shell: $CC may hold options ("ccache gcc").
+    (multiple-value-bind (out err code)
+        (uiop:run-program (format nil "${CC:-cc} -shared -fPIC -o ~a ~a"
+                                  (uiop:escape-sh-token
+                                   (namestring (merge-pathnames "libmuproc.so.0" libdir)))
+                                  (uiop:escape-sh-token (namestring source)))
+                          :output :string :error-output :output :ignore-error-status t)
+      (declare (ignore err))
+      (unless (zerop code)
+        (error "Could not compile the fake library (exit ~a):~%~a" code out)))))
 
 (deftest library.old-or-foreign-library-refused (:timeout 180)
   "A library of an older minor version (an installed 0.1 that lacks calls
@@ -81,8 +87,10 @@ before anything else of it is called."
     (unwind-protect
          (progn
            (copy-lisp-tree dir)
-           (loop for (major minor) in (list (list muproc.ffi::+major+ (1- muproc.ffi::+minor+))
-                                            (list (1+ muproc.ffi::+major+) 0))
+           (loop for (major minor) in (append
+                                       (when (plusp muproc.ffi::+minor+)
+                                         (list (list muproc.ffi::+major+ (1- muproc.ffi::+minor+))))
+                                       (list (list (1+ muproc.ffi::+major+) 0)))
                  for libdir = (merge-pathnames (format nil "fake-~d.~d/" major minor) dir)
                  for loaded = (format nil "~d.~d.0" major minor)
                  do (build-fake-library libdir major minor)

@@ -376,7 +376,8 @@ lives on); it returns true for a live muproc, NIL for a dead one."
 (deftest process.log-line-format ()
   "MUPROC-LOG-ERRORSTREAM writes one line \"HH:MM:SS.mmm NAME text\" (text
 made by FORMAT), \"-\" for an anonymous muproc, to *TRACE-OUTPUT* outside a
-muproc, and returns NIL."
+muproc, and returns NIL; also inside MUPROC-WITH-ERRORSTREAM-LOCK, whose
+values are its body's."
   (let ((log (make-string-output-stream))
         (returned :unset))
     (spawn-and-wait (lambda ()
@@ -387,7 +388,10 @@ muproc, and returns NIL."
                    :errorstream log)
      :timeout 10)
     (let ((outside (let ((*trace-output* (make-string-output-stream)))
-                     (muproc-log-errorstream "outside ~d" 7)
+                     (is (equal '(nil :body)
+                                (multiple-value-list
+                                 (muproc-with-errorstream-lock
+                                   (values (muproc-log-errorstream "outside ~d" 7) :body)))))
                      (get-output-stream-string *trace-output*)))
           (lines (lines (get-output-stream-string log))))
       (is (null returned))
@@ -409,7 +413,7 @@ muproc, and returns NIL."
 (deftest process.log-lines-never-interleave ()
   "20 muprocs logging 500 long lines each at the same time to one stream
 produce 10,000 whole lines, each muproc's in its order, even with the
-stream read all along (inside WITH-MUPROC-ERRORSTREAM-LOCK) as they log."
+stream read all along (inside MUPROC-WITH-ERRORSTREAM-LOCK) as they log."
   (let* ((log (make-string-output-stream))
          (padding (make-string 200 :initial-element #\x))
          (loggers (loop for i below 20
@@ -426,9 +430,10 @@ stream read all along (inside WITH-MUPROC-ERRORSTREAM-LOCK) as they log."
     (let ((text (make-string-output-stream))
           (reads 0))
       (flet ((read-log ()
-               (write-string (with-muproc-errorstream-lock () (get-output-stream-string log))
+               (write-string (muproc-with-errorstream-lock (get-output-stream-string log))
                              text)))
-        (loop while (some #'muproc-alive-p loggers)
+        (loop with deadline = (+ (now) 10)
+              while (and (some #'muproc-alive-p loggers) (< (now) deadline))
               do (read-log) (incf reads) (sb-thread:thread-yield))
         (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))
         (read-log))

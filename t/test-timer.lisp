@@ -91,6 +91,8 @@ pending) and no wakeup comes after it."
       (let ((first (- (first wakeups) start))
             (third (- (third wakeups) start)))
         (is (< first 0.5) "the first wakeup came after ~,3f s" first)
+        (is (<= 0.049 (- (second wakeups) start) 2)
+            "the second wakeup came after ~,3f s" (- (second wakeups) start))
         (is (<= 0.099 third 2) "the third wakeup came after ~,3f s" third)))
     (is (eq t unscheduled))
     (is (zerop pending))
