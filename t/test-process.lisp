@@ -410,6 +410,23 @@ values are its body's."
         (is (equal "-" name))
         (is (equal "outside 7" text))))))
 
+(defun read-while-logging (log loggers)
+  "All the text of the string output stream LOG, read over and over (under
+the errorstream lock) while the muprocs LOGGERS write to it, then once
+they have exited."
+  (let ((text (make-string-output-stream))
+        (reads 0))
+    (flet ((read-log ()
+             (write-string (muproc-with-errorstream-lock (get-output-stream-string log))
+                           text)))
+      (loop with deadline = (+ (now) 10)
+            while (and (some #'muproc-alive-p loggers) (< (now) deadline))
+            do (read-log) (incf reads) (sb-thread:thread-yield))
+      (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))
+      (read-log))
+    (report-measurement "process.log-lines-never-interleave: ~d reads while logging" reads)
+    (get-output-stream-string text)))
+
 (deftest process.log-lines-never-interleave ()
   "20 muprocs logging 500 long lines each at the same time to one stream
 produce 10,000 whole lines, each muproc's in its order, even with the
@@ -427,19 +444,7 @@ stream read all along (inside MUPROC-WITH-ERRORSTREAM-LOCK) as they log."
                                  :errorstream log))))
     (is-true (await (lambda () (every #'waiting-p loggers))))
     (dolist (m loggers) (mumsg-send m :go t))
-    (let ((text (make-string-output-stream))
-          (reads 0))
-      (flet ((read-log ()
-               (write-string (muproc-with-errorstream-lock (get-output-stream-string log))
-                             text)))
-        (loop with deadline = (+ (now) 10)
-              while (and (some #'muproc-alive-p loggers) (< (now) deadline))
-              do (read-log) (incf reads) (sb-thread:thread-yield))
-        (dolist (m loggers) (muproc-wait-for-exit m :timeout 10))
-        (read-log))
-      (report-measurement "process.log-lines-never-interleave: ~d reads while logging" reads)
-      (setf log text))
-    (let ((lines (lines (get-output-stream-string log)))
+    (let ((lines (lines (read-while-logging log loggers)))
           (next (make-array 20 :initial-element 0))
           (bad '()))
       (is (= 10000 (length lines)))

@@ -726,16 +726,16 @@ exiting every muproc top-down ends the tree with no restart."
           (let* ((top (tree-call "START-SUPER1" log))
                  (tree1 (tree-call "TREE-MUPROCS" top)))
             (unwind-protect
-                 (flet ((exit-and-wait (tree name)
-                          ;; Once TREE's PROC32 traps exits (its first form):
-                          ;; from then on it shuts itself down when told to.
-                          (await (lambda () (muproc-trap-exits-p (sixth tree))))
+                 (flet ((exit-and-wait (name)
+                          ;; Once PROC32 traps exits (its first form): from
+                          ;; then on it shuts itself down when told to.
+                          (tree-call "AWAIT-PROC32-TRAPPING")
                           (let ((m (muproc-find (supervision-tree-symbol name))))
                             (muproc-exit :adieu m)
                             (muproc-wait-for-exit m :timeout 10)
                             (tree-call "TREE-MUPROCS" top))))
-                   (let* ((tree2 (exit-and-wait tree1 "PROC1"))
-                          (tree3 (exit-and-wait tree2 "PROC32")))
+                   (let* ((tree2 (exit-and-wait "PROC1"))
+                          (tree3 (exit-and-wait "PROC32")))
                      (setf lines-before-teardown (log-text-lines (log-text-so-far log)))
                      (mapc (lambda (m) (muproc-exit :adieu m)) tree3)
                      (list tree1 tree2 tree3 (muproc-wait-for-exit top :timeout 10))))
