@@ -43,6 +43,8 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "test-library")
                (:file "test-mumsg")
                (:file "test-receive")
+               (:file "test-receive-safety")
+               (:file "test-storms")
                (:file "test-process")
                (:file "test-registry")
                (:file "test-muprocn")

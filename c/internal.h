@@ -57,6 +57,7 @@ struct muproc_msg_s {
   char *bytes;        /* likewise */
   uint64_t seq;       /* arrival order in the receiver's queue */
   struct key_node *index_nodes; /* keyindex.c, while indexed */
+  muproc_pid_t queued_in;       /* the receiver whose queue holds it */
   bool heap_pairs, heap_bytes; /* grown out of the inline storage */
   bool queued;                 /* in a receiver's list (take checks it) */
   uint8_t pool_class;          /* msgpool.c */
@@ -65,6 +66,19 @@ struct muproc_msg_s {
    * a message whose size is known up front is a single allocation. */
   struct pair storage[];
 };
+
+/* What the queue links of a message hold once it left a queue, and the
+ * whole header once it is freed: a stale pointer followed by mistake
+ * faults at once instead of walking into another mailbox's queue. */
+#define MSG_POISON ((muproc_msg_t *)(uintptr_t)0xdead5a1ed0000000ull)
+static inline void msg_poison(muproc_msg_t *m) {
+  m->next = m->prev = MSG_POISON;
+  m->queued = false;
+  m->queued_in = 0;
+}
+
+/* The number of keys of a receive filter set, from its length word. */
+#define FILTER_SET_LEN(word) ((word) & ~MUPROC_FILTER_FINAL)
 
 /* Does M have each of the LEN KEYS? */
 bool msg_has_keys(const muproc_msg_t *m, const uint32_t *keys, uint32_t len);
@@ -137,6 +151,10 @@ struct mailbox {
   uint32_t capacity;
   /* The receiver's own. */
   OWN_LINE struct msg_list queue;
+  /* The receive mark: the newest message of QUEUE the current receive
+   * has examined (NULL: none).  Whoever unlinks it moves it back. */
+  muproc_msg_t *mark;
+  bool mark_is_match; /* the mark is the match muproc_recv_next returned */
   struct msg_list signals;
   _Atomic int64_t taken;
   uint64_t last_seq; /* of the newest message moved into QUEUE: also how

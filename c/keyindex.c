@@ -192,8 +192,8 @@ muproc_msg_t *key_index_find(const struct key_index *ix,
   uint64_t after_seq = after ? after->seq : 0;
   muproc_msg_t *best = NULL;
   const uint32_t *set = filter + 1;
-  for (uint32_t s = 0; s < filter[0]; s++, set += 1 + set[0]) {
-    uint32_t len = set[0];
+  for (uint32_t s = 0; s < filter[0]; s++, set += 1 + FILTER_SET_LEN(set[0])) {
+    uint32_t len = FILTER_SET_LEN(set[0]);
     const uint32_t *keys = set + 1;
     if (len == 0) { /* any message will do: the next one */
       muproc_msg_t *next = after ? after->next : queue->head;

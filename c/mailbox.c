@@ -51,6 +51,8 @@ void mailbox_init(struct mailbox *mb, uint32_t capacity) {
   mb->last_seq = 0;
   mb->index = (struct key_index){NULL, 0, 0};
   mb->scan_skipped = 0;
+  mb->mark = NULL;
+  mb->mark_is_match = false;
 }
 
 static void free_chain(muproc_msg_t *m) {
@@ -69,6 +71,8 @@ void mailbox_discard(struct mailbox *mb) {
   free_chain(mb->signals.head);
   mb->queue.head = mb->queue.tail = NULL;
   mb->signals.head = mb->signals.tail = NULL;
+  mb->mark = NULL;
+  mb->mark_is_match = false;
   atomic_store(&mb->sent, 0);
   atomic_store(&mb->taken, 0);
   atomic_store(&mb->nsignals, 0);
@@ -91,7 +95,8 @@ void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal) {
 /* Move a sender stack into a receiver list, oldest first.  Returns the
  * first message moved, or NULL.  SEQ, if given, numbers them. */
 static muproc_msg_t *drain(_Atomic(muproc_msg_t *) *stack,
-                           struct msg_list *list, uint64_t *seq) {
+                           struct msg_list *list, uint64_t *seq,
+                           muproc_pid_t receiver) {
   muproc_msg_t *m = atomic_exchange(stack, NULL);
   if (!m)
     return NULL;
@@ -104,6 +109,7 @@ static muproc_msg_t *drain(_Atomic(muproc_msg_t *) *stack,
   }
   for (m = first; m; m = m->next) {
     m->queued = true;
+    m->queued_in = receiver;
     if (seq)
       m->seq = ++*seq;
     m->prev = list->tail;
@@ -125,8 +131,17 @@ static void unlink_msg(struct msg_list *list, muproc_msg_t *m) {
     m->next->prev = m->prev;
   else
     list->tail = m->prev;
-  m->next = m->prev = NULL;
-  m->queued = false;
+  msg_poison(m);
+}
+
+/* Unlink M from the receiver's queue, moving the receive mark back if M
+ * holds it: everything before M has been examined as much as M had. */
+static void queue_unlink(struct mailbox *mb, muproc_msg_t *m) {
+  if (mb->mark == m) {
+    mb->mark = m->prev;
+    mb->mark_is_match = false;
+  }
+  unlink_msg(&mb->queue, m);
 }
 
 int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
@@ -180,14 +195,26 @@ int muproc_signal_send(muproc_pid_t to, int kind, muproc_msg_t *msg) {
   return mailbox_deliver(to, msg, kind, false);
 }
 
-static bool passes(const muproc_msg_t *m, const uint32_t *filter) {
+/* The first set of FILTER that M passes (its index in *INDEX), or NULL
+ * when it passes none.  A NULL filter passes everything, as set 0. */
+static const uint32_t *first_set(const muproc_msg_t *m, const uint32_t *filter,
+                                 int32_t *index) {
+  static const uint32_t any = 0;
+  *index = 0;
   if (!filter)
-    return true;
+    return &any;
   const uint32_t *set = filter + 1;
-  for (uint32_t s = 0; s < filter[0]; s++, set += 1 + set[0])
-    if (msg_has_keys(m, set + 1, set[0]))
-      return true;
-  return false;
+  for (uint32_t s = 0; s < filter[0]; s++, set += 1 + FILTER_SET_LEN(set[0]))
+    if (msg_has_keys(m, set + 1, FILTER_SET_LEN(set[0]))) {
+      *index = (int32_t)s;
+      return set;
+    }
+  return NULL;
+}
+
+static bool passes(const muproc_msg_t *m, const uint32_t *filter) {
+  int32_t index;
+  return first_set(m, filter, &index) != NULL;
 }
 
 /* The receiver's own process, or NULL if the caller is not it. */
@@ -205,7 +232,7 @@ static muproc_msg_t *pop_signal(struct mailbox *mb) {
   if (!mb->signals.head &&
       !atomic_load_explicit(&mb->signal_inbox, memory_order_relaxed))
     return NULL;
-  drain(&mb->signal_inbox, &mb->signals, NULL);
+  drain(&mb->signal_inbox, &mb->signals, NULL, 0);
   muproc_msg_t *sig = mb->signals.head;
   if (sig) {
     unlink_msg(&mb->signals, sig);
@@ -303,8 +330,8 @@ static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
 }
 
 /* Move what senders pushed into the queue; true if there was any. */
-static bool drain_inbox(struct mailbox *mb) {
-  muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq);
+static bool drain_inbox(struct mailbox *mb, muproc_pid_t self) {
+  muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq, self);
   if (first && key_index_on(&mb->index))
     for (muproc_msg_t *m = first; m; m = m->next)
       if (!key_index_add(&mb->index, &mb->queue, m))
@@ -345,14 +372,125 @@ static muproc_msg_t *find(struct mailbox *mb, muproc_msg_t *last,
   return m;
 }
 
+/* Remove M, queued here, from the queue: the receiver owns it now. */
+static void take(struct mailbox *mb, muproc_msg_t *m) {
+  if (key_index_on(&mb->index))
+    key_index_remove(&mb->index, m);
+  /* Only the receiver's own fields: SENT's line belongs to the senders. */
+  if ((key_index_on(&mb->index) || mb->scan_skipped) &&
+      queued(mb) <= INDEX_OFF) {
+    key_index_drop(&mb->index, &mb->queue);
+    mb->scan_skipped = 0;
+  }
+  queue_unlink(mb, m);
+  /* Only the receiver writes TAKEN: no read-modify-write needed. */
+  atomic_store_explicit(
+      &mb->taken,
+      atomic_load_explicit(&mb->taken, memory_order_relaxed) + 1,
+      memory_order_release);
+}
+
+static void fill_view(const muproc_msg_t *m, muproc_msg_view_t *view) {
+  if (view)
+    muproc_msg_view(m, view);
+}
+
 /* The receive loop: the oldest signal first; then (unless SIGNALS_ONLY)
- * the first message after AFTER passing FILTER; else move what senders
- * pushed into the queue and look again; else sleep.  Ordinary mail is
- * moved aside in signals-only mode too, so that it doesn't wake us again
- * and again. */
-static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
-                   const uint32_t *filter, int64_t deadline,
-                   muproc_msg_t **out) {
+ * the first message after the mark passing FILTER; else move what
+ * senders pushed into the queue and look again; else sleep.  Ordinary
+ * mail is moved aside in signals-only mode too, so that it doesn't wake
+ * us again and again.  Signals-only mode leaves the mark alone. */
+static int receive(struct proc *p, muproc_pid_t self, bool signals_only,
+                   int flags, const uint32_t *filter, int64_t deadline,
+                   muproc_msg_t **out, muproc_msg_view_t *view,
+                   int32_t *set) {
+  struct mailbox *mb = &p->mbox;
+  int rc;
+  if (!signals_only) {
+    mb->mark_is_match = false;
+    if (flags & MUPROC_RECV_RESTART)
+      mb->mark = NULL;
+  }
+  for (;;) {
+    muproc_msg_t *sig = pop_signal(mb);
+    if (sig) {
+      *out = sig;
+      fill_view(sig, view);
+      return MUPROC_SIGNALLED;
+    }
+    if (!signals_only) {
+      muproc_msg_t *m = find(mb, mb->mark, filter);
+      if (m) {
+        int32_t index;
+        const uint32_t *s = first_set(m, filter, &index);
+        if (set)
+          *set = index;
+        *out = m;
+        fill_view(m, view);
+        if ((flags & MUPROC_RECV_TAKE) && (*s & MUPROC_FILTER_FINAL)) {
+          take(mb, m);
+          return MUPROC_TAKEN;
+        }
+        mb->mark = m;
+        mb->mark_is_match = true;
+        return 0;
+      }
+      /* Everything queued has been examined. */
+      if (mb->queue.tail)
+        mb->mark = mb->queue.tail;
+    }
+    if (drain_inbox(mb, self))
+      continue;
+    if ((rc = sleep_for_mail(mb, deadline)) != 0)
+      return rc;
+  }
+}
+
+/* Is M queued in SELF's mailbox?  A pointer to a message taken or freed
+ * since reads as not queued (msg_poison). */
+static bool queued_here(const muproc_msg_t *m, muproc_pid_t self) {
+  return m && m->kind == MUPROC_K_MESSAGE && m->queued && m->queued_in == self;
+}
+
+int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
+                       muproc_msg_t **out) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!out)
+    return MUPROC_EINVAL;
+  return receive(p, self, true, 0, NULL, deadline, out, NULL, NULL);
+}
+
+int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
+                const uint32_t *filter, int64_t deadline,
+                muproc_msg_t **out) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!out || (after && !queued_here(after, self)))
+    return MUPROC_EINVAL;
+  /* The caller's cursor becomes the mark; resuming after it is what a
+   * mark means. */
+  p->mbox.mark = after;
+  return receive(p, self, false, 0, filter, deadline, out, NULL, NULL);
+}
+
+int muproc_recv_next(muproc_pid_t self, int flags, const uint32_t *filter,
+                     int64_t deadline, muproc_msg_t **out,
+                     muproc_msg_view_t *view, int32_t *set) {
+  int rc;
+  struct proc *p = receiver(self, &rc);
+  if (!p)
+    return rc;
+  if (!out || (flags & ~(MUPROC_RECV_RESTART | MUPROC_RECV_TAKE)))
+    return MUPROC_EINVAL;
+  return receive(p, self, false, flags, filter, deadline, out, view, set);
+}
+
+int muproc_recv_take_mark(muproc_pid_t self, muproc_msg_t **out) {
   int rc;
   struct proc *p = receiver(self, &rc);
   if (!p)
@@ -360,40 +498,17 @@ static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
   if (!out)
     return MUPROC_EINVAL;
   struct mailbox *mb = &p->mbox;
-  /* LAST is the newest message already examined; looking resumes after
-   * it, so nothing is looked at twice by this call. */
-  muproc_msg_t *last = after;
-  for (;;) {
-    muproc_msg_t *sig = pop_signal(mb);
-    if (sig) {
-      *out = sig;
-      return MUPROC_SIGNALLED;
-    }
-    if (!signals_only) {
-      muproc_msg_t *m = find(mb, last, filter);
-      if (m) {
-        *out = m;
-        return 0;
-      }
-      if (mb->queue.tail)
-        last = mb->queue.tail;
-    }
-    if (drain_inbox(mb))
-      continue;
-    if ((rc = sleep_for_mail(mb, deadline)) != 0)
-      return rc;
+  muproc_msg_t *sig = pop_signal(mb);
+  if (sig) {
+    *out = sig;
+    return MUPROC_SIGNALLED;
   }
-}
-
-int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
-                       muproc_msg_t **out) {
-  return receive(self, true, NULL, NULL, deadline, out);
-}
-
-int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
-                const uint32_t *filter, int64_t deadline,
-                muproc_msg_t **out) {
-  return receive(self, false, after, filter, deadline, out);
+  if (!mb->mark_is_match)
+    return MUPROC_ESTATE;
+  muproc_msg_t *m = mb->mark;
+  take(mb, m);
+  *out = m;
+  return 0;
 }
 
 int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
@@ -401,23 +516,9 @@ int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
   struct proc *p = receiver(self, &rc);
   if (!p)
     return rc;
-  if (!msg || msg->kind != MUPROC_K_MESSAGE || !msg->queued)
+  if (!queued_here(msg, self))
     return MUPROC_EINVAL;
-  struct mailbox *mb = &p->mbox;
-  if (key_index_on(&mb->index))
-    key_index_remove(&mb->index, msg);
-  /* Only the receiver's own fields: SENT's line belongs to the senders. */
-  if ((key_index_on(&mb->index) || mb->scan_skipped) &&
-      queued(mb) <= INDEX_OFF) {
-    key_index_drop(&mb->index, &mb->queue);
-    mb->scan_skipped = 0;
-  }
-  unlink_msg(&mb->queue, msg);
-  /* Only the receiver writes TAKEN: no read-modify-write needed. */
-  atomic_store_explicit(
-      &mb->taken,
-      atomic_load_explicit(&mb->taken, memory_order_relaxed) + 1,
-      memory_order_release);
+  take(&p->mbox, msg);
   return 0;
 }
 

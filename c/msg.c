@@ -39,19 +39,30 @@ muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
   return m;
 }
 
-void muproc_msg_free(muproc_msg_t *m) {
+size_t muproc_msg_release(muproc_msg_t *m, uint64_t *dead, size_t cap) {
   if (!m)
-    return;
+    return 0;
+  size_t ndead = 0;
   for (uint32_t i = 0; i < m->npairs; i++)
-    if (m->pairs[i].type == MUPROC_T_HANDLE)
-      handle_release(m->pairs[i].v.u);
+    if (m->pairs[i].type == MUPROC_T_HANDLE &&
+        handle_release(m->pairs[i].v.u)) {
+      if (ndead < cap)
+        dead[ndead] = m->pairs[i].v.u;
+      ndead++;
+    }
+  /* A stale pointer to a freed message must fail loudly, not find a
+   * plausible queue link (see msg_poison). */
+  msg_poison(m);
   if (m->heap_pairs)
     free(m->pairs);
   if (m->heap_bytes)
     free(m->bytes);
   msgpool_free(m, m->pool_class);
   atomic_fetch_sub_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
+  return ndead;
 }
+
+void muproc_msg_free(muproc_msg_t *m) { muproc_msg_release(m, NULL, 0); }
 
 static struct pair *append_pair(muproc_msg_t *m, muproc_atom_t key,
                                 uint32_t type) {

@@ -42,7 +42,7 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 #define MUPROC_VERSION_MAJOR 0
-#define MUPROC_VERSION_MINOR 2
+#define MUPROC_VERSION_MINOR 3
 #define MUPROC_VERSION_PATCH 0
 #define MUPROC_VERSION_HEX                                                     \
   ((MUPROC_VERSION_MAJOR << 16) | (MUPROC_VERSION_MINOR << 8) |                \
@@ -228,6 +228,13 @@ MUPROC_API muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes);
 
 /* Free a message the caller owns, releasing the handles it carries. */
 MUPROC_API void muproc_msg_free(muproc_msg_t *msg);
+
+/* Free a message as muproc_msg_free does, and write to DEAD (room for CAP)
+ * the handles whose last reference this dropped, so the holder of the
+ * objects can forget them without asking about each.  Returns how many
+ * died (more than CAP: the rest were not written). */
+MUPROC_API size_t muproc_msg_release(muproc_msg_t *msg, uint64_t *dead,
+                                     size_t cap);
 
 /* Append a pair.  Each returns 0, MUPROC_EINVAL (KEY is 0, or a NULL
  * pointer with a non-zero length) or MUPROC_ENOMEM.  String and binary
@@ -439,7 +446,10 @@ MUPROC_API int muproc_signal_send(muproc_pid_t to, int kind,
 /* A receive filter: which messages may match a receive.  It is an array
  * of uint32: { NSETS, LEN1, key..., LEN2, key..., ... }; a message passes
  * when it holds every key of at least one set.  A set of length 0 accepts
- * every message; a NULL filter too. */
+ * every message; a NULL filter too.  A length word may carry
+ * MUPROC_FILTER_FINAL: a message whose first passing set is final matches
+ * outright (a clause without a guard), and muproc_recv_next may take it. */
+#define MUPROC_FILTER_FINAL 0x80000000u
 
 /* Receiver only.  Find the first ordinary message queued after AFTER
  * (NULL: from the oldest) that passes FILTER, waiting until DEADLINE
@@ -465,8 +475,56 @@ MUPROC_API int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
                                   muproc_msg_t **out);
 
 /* Receiver only.  Remove MSG (returned by muproc_recv) from the mailbox;
- * the caller owns it afterwards.  Errors: MUPROC_EPERM, MUPROC_EINVAL. */
+ * the caller owns it afterwards.  Errors: MUPROC_EPERM, MUPROC_EINVAL (MSG
+ * is not queued in this mailbox: taken already, or a stale pointer). */
 MUPROC_API int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg);
+
+/* Selective receive with the scan position kept by the mailbox (its
+ * receive mark, as Erlang's receive markers), so that the caller never
+ * holds a pointer into the queue across code that may change it.
+ *
+ * The mark is the newest message this receive has examined.  Taking or
+ * removing the marked message moves the mark to its predecessor, so
+ * whatever happens to the queue between two calls (a nested receive, a
+ * discard), the next call resumes at the first message not yet examined
+ * and never looks at a freed one. */
+#define MUPROC_RECV_RESTART 1 /* forget the mark: start at the oldest */
+#define MUPROC_RECV_TAKE 2    /* take a match of a final set (see filter) */
+#define MUPROC_TAKEN 2
+
+/* Receiver only.  Find the first ordinary message after the mark (with
+ * MUPROC_RECV_RESTART: the oldest) that passes FILTER, waiting until
+ * DEADLINE; the mark moves to it.  *SET receives the index of the first
+ * set it passes (0 for a NULL filter); VIEW, if not NULL, is filled as by
+ * muproc_msg_view (for a signal too).  Returns:
+ *   0                *OUT = the message, still queued (take it with
+ *                    muproc_recv_take_mark);
+ *   MUPROC_TAKEN     with MUPROC_RECV_TAKE, when that first set is final:
+ *                    *OUT = the message, removed and owned by the caller;
+ *   MUPROC_SIGNALLED *OUT = the oldest pending signal, owned by the caller
+ *                    (signals are seen before any ordinary message);
+ *   MUPROC_ETIMEDOUT, MUPROC_EPERM, MUPROC_ESRCH, MUPROC_EINVAL. */
+MUPROC_API int muproc_recv_next(muproc_pid_t self, int flags,
+                                const uint32_t *filter, int64_t deadline,
+                                muproc_msg_t **out, muproc_msg_view_t *view,
+                                int32_t *set);
+
+/* Receiver only.  Take the marked message, unless a signal is pending:
+ * a match is committed only when no signal waits, so a receiver that
+ * acts on signals before it takes never loses a message to an exit or a
+ * timeout between the take and the code that handles the message.
+ *   0                *OUT = the message, removed and owned by the caller;
+ *   MUPROC_SIGNALLED *OUT = the oldest signal (owned by the caller); the
+ *                    message stays queued and marked;
+ *   MUPROC_ESTATE    nothing is marked (the marked message was taken or
+ *                    discarded since): receive again;
+ *   MUPROC_EPERM, MUPROC_ESRCH, MUPROC_EINVAL. */
+MUPROC_API int muproc_recv_take_mark(muproc_pid_t self, muproc_msg_t **out);
+
+/* Ask for the Lisp side to interrupt PID so that it looks at its priority
+ * lane (as a signal to a busy Lisp muproc does by itself).  For a
+ * receiver that left signals pending while it could not act on them. */
+MUPROC_API void muproc_poke_request(muproc_pid_t pid);
 
 /* Ordinary messages queued for PID (taken ones excluded), or
  * MUPROC_ESRCH.  A send counts its message just before queueing it;

@@ -86,3 +86,8 @@ void poke_free(void) {
   pk.pids = NULL;
   pk.n = pk.cap = 0;
 }
+
+void muproc_poke_request(muproc_pid_t pid) {
+  if (proc_alive_pid(pid))
+    poke(pid);
+}

@@ -117,10 +117,15 @@ and no parked worker is free.  Nothing was started."))
   (:documentation "Signalled by operations that need a muproc context, such
 as MUMSG-RECEIVE, when called from a plain thread."))
 
-(define-condition muproc-nested-receive (muproc-error) ()
-  (:report "MUMSG-RECEIVE was called from inside a receive guard; guards must
-not receive (nor have other side effects).")
-  (:documentation "Signalled when a guard of MUMSG-RECEIVE itself receives."))
+(define-condition muproc-nested-receive (muproc-error)
+  ((operation :initarg :operation :initform "MUMSG-RECEIVE"
+              :reader nested-receive-operation))
+  (:report (lambda (c s)
+             (format s "~a was called from inside a receive guard; guards must
+not receive, discard input (nor have other side effects)."
+                     (nested-receive-operation c))))
+  (:documentation "Signalled when a guard of MUMSG-RECEIVE itself receives
+or discards input: the message the guard looks at is still in the inport."))
 
 (define-condition muproc-send-to-terminated-muproc-condition (condition)
   ((muproc :initarg :muproc :reader muproc-condition-muproc))
@@ -139,3 +144,14 @@ is the terminated muproc (or the port name it held)."))
              (format s "Error in ~a: ~a" (muproc-condition-muproc c)
                      (muproc-error-original c))))
   (:documentation "Carries an error that happened in another muproc."))
+
+(define-condition muproc-receive-syntax-error (muproc-error)
+  ((clause :initarg :clause :reader muproc-receive-syntax-error-clause)
+   (problem :initarg :problem :reader muproc-receive-syntax-error-problem))
+  (:report (lambda (c s)
+             (format s "Bad MUMSG-RECEIVE clause ~s: ~a."
+                     (muproc-receive-syntax-error-clause c)
+                     (muproc-receive-syntax-error-problem c))))
+  (:documentation "Signalled when a MUMSG-RECEIVE form is expanded and one of
+its clauses could never match (no guard, a keyword as a key, a :TIMEOUT
+clause without the :TIMEOUT option...)."))

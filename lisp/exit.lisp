@@ -8,17 +8,62 @@
 
 (in-package #:muproc)
 
-(defun consume-signal (msg)
-  "Free signal message MSG (owned by the caller) and return its kind and
-plist.  Called without interrupts, so the message can't leak."
-  (with-message-view (view msg)
-    (let ((kind (view-kind view))
-          (plist (view-plist view)))
-      (free-message msg view)
-      (values kind plist))))
+;;; Safe points.  A signal is acted on only where that can't lose
+;;; anything.  Exits, kills and timeouts end what the muproc is doing, so
+;;; they may act anywhere but inside our own critical sections (which run
+;;; without interrupts), a receive's guards included: the message a guard
+;;; looks at is still queued.  Timer and interrupt functions are user code
+;;; that returns and may itself receive, so they never run inside a
+;;; receive's scan: taken from the lane there, they wait in the muproc's
+;;; DEFERRED-SIGNALS, and the receive runs them between two scans (then
+;;; scans afresh), or a poke runs them once the receive is over.
+
+(defun consume-signal (msg &optional view)
+  "Free signal message MSG (owned by the caller; VIEW, if given, a view of
+it) and return its kind and plist.  Called without interrupts, so the
+message can't leak."
+  (flet ((consume (view)
+           (let ((kind (view-kind view))
+                 (plist (view-plist view)))
+             (free-message msg view)
+             (values kind plist))))
+    (if view
+        (consume view)
+        (with-message-view (view msg) (consume view)))))
 
 (defvar *active-timeouts* '()
   "Catch tags of the MUPROC-WITH-TIMEOUT forms the current muproc is in.")
+
+(defvar *timeout-shield* '()
+  "Inside the clause of a received message: the catch tags of the
+MUPROC-WITH-TIMEOUT forms around that receive.  Their timeouts bound the
+wait, not the handling: one that fires while the clause runs takes effect
+when it returns, so a taken message always has its whole clause run.")
+
+(defun postpone-timeout (tag)
+  (pushnew tag (%muproc-postponed-timeouts *current-muproc*)))
+
+(defun clause-ended ()
+  "A receive clause returned: a timeout of a MUPROC-WITH-TIMEOUT around
+its receive that fired meanwhile takes effect now (the oldest first)."
+  (let* ((self *current-muproc*)
+         (postponed (%muproc-postponed-timeouts self)))
+    (when postponed
+      (flet ((active-p (tag) (member tag *active-timeouts*))
+             (shielded-p (tag) (member tag *timeout-shield*)))
+        (let ((due (find-if (lambda (tag) (and (active-p tag) (not (shielded-p tag))))
+                            (reverse postponed))))
+          ;; Keep only what an enclosing clause still shields.
+          (setf (%muproc-postponed-timeouts self)
+                (remove-if-not (lambda (tag) (and (active-p tag) (shielded-p tag))) postponed))
+          (when due (throw due :timeout)))))))
+
+(defun deferrable-signal-p (kind plist)
+  "True for signals that run user code and then return: timer functions
+and interrupts.  Exits, kills and MUPROC-WITH-TIMEOUT timeouts (timer
+signals that carry a catch tag) unwind instead."
+  (or (= kind muproc.ffi:+k-interrupt+)
+      (and (= kind muproc.ffi:+k-timer+) (not (getf plist :timeout-tag)))))
 
 (defun act-on-signal (kind plist)
   "Act on a signal taken from the current muproc's priority lane: exit,
@@ -43,27 +88,77 @@ run a timer's function, run an interrupt."
     ((= kind muproc.ffi:+k-timer+)
      (let ((tag (getf plist :timeout-tag)))
        (cond ((null tag) (fire-timer (getf plist :timer) (getf plist :generation)))
-             ((member tag *active-timeouts*) (throw tag :timeout)))))
+             ((not (member tag *active-timeouts*)))          ; over already
+             ((member tag *timeout-shield*) (postpone-timeout tag))
+             (t (throw tag :timeout)))))
     ((= kind muproc.ffi:+k-interrupt+)
      (apply (getf plist :function) (getf plist :arguments)))))
 
+(defvar *running-signal* nil
+  "True while the current muproc runs a timer or interrupt function: a
+signal arriving then may unwind it (an exit, a kill, a timeout), but
+another function waits until this one returns.")
+
+(defun run-signal (kind plist)
+  "Act on a signal at a point where user code may run: timer and
+interrupt functions run outside any receive, so they may receive
+themselves, and with interrupts enabled (even when called from an
+interruption), so an exit or a kill still reaches them."
+  (let ((*receive-in-progress* nil)
+        (*running-signal* t))
+    (sb-sys:with-interrupts
+      (act-on-signal kind plist))))
+
+(defun defer-or-act (self kind plist)
+  "Where no user function may run: act on an exit, kill or timeout now;
+keep a timer or interrupt function for later."
+  (if (deferrable-signal-p kind plist)
+      (setf (%muproc-deferred-signals self)
+            (nconc (%muproc-deferred-signals self) (list (cons kind plist))))
+      (act-on-signal kind plist)))
+
+(defun run-deferred-signals (self)
+  "Run the signals that had to wait, oldest first."
+  (loop for (kind . plist) = (pop (%muproc-deferred-signals self))
+        while kind
+        do (run-signal kind plist)))
+
+(defun take-signal (pid)
+  "The oldest signal in muproc PID's lane as (values kind plist), or NIL."
+  (cffi:with-foreign-object (out :pointer)
+    (sb-sys:without-interrupts
+      (when (= (muproc.ffi:%recv-signal pid muproc.ffi:+nowait+ out)
+               muproc.ffi:+signalled+)
+        (consume-signal (cffi:mem-ref out :pointer))))))
+
 (defun poll-signals (pid)
-  "At a safe point in muproc PID: act on every pending signal."
-  (when (and *current-muproc* (= pid (%muproc-pid *current-muproc*))
-             (not *receive-in-progress*)
-             (plusp (muproc.ffi:%mbox-signal-count pid)))
-    (cffi:with-foreign-object (out :pointer)
-      (loop
-        (multiple-value-bind (rc kind plist)
-            (sb-sys:without-interrupts
-              (let ((rc (muproc.ffi:%recv-signal pid muproc.ffi:+nowait+ out)))
-                (if (= rc muproc.ffi:+signalled+)
-                    (multiple-value-call #'values rc
-                      (consume-signal (cffi:mem-ref out :pointer)))
-                    rc)))
-          (if (= rc muproc.ffi:+signalled+)
-              (act-on-signal kind plist)
-              (return)))))))
+  "At a safe point in muproc PID: act on every pending signal, oldest
+first.  Inside a receive's scan or a running timer or interrupt
+function, act only on those that unwind and defer the others.  Between
+a receive's take and the start of its clause, act on none: they wait
+for the clause (see CLAUSE-BEGUN).  Runs with interrupts disabled when
+called from an interruption, so interruptions never nest deeper than
+one user function."
+  (let ((self *current-muproc*))
+    (when (and self (= pid (%muproc-pid self)))
+      (cond
+        ((%muproc-committing self)
+         ;; An interruption deferred while a take ran fires right here:
+         ;; acting now could unwind past the taken message's clause.
+         (setf (%muproc-signals-after-clause self) t))
+        ((or *receive-in-progress* *running-signal*)
+         (loop
+           (multiple-value-bind (kind plist) (take-signal pid)
+             (unless kind (return))
+             (defer-or-act self kind plist))))
+        (t
+         (loop
+           (if (%muproc-deferred-signals self)
+               (destructuring-bind (kind . plist) (pop (%muproc-deferred-signals self))
+                 (run-signal kind plist))
+               (multiple-value-bind (kind plist) (take-signal pid)
+                 (unless kind (return))
+                 (run-signal kind plist)))))))))
 
 (defun send-signal (muproc kind plist)
   "Put a signal of KIND carrying PLIST into MUPROC's priority lane; the

@@ -8,7 +8,7 @@
 
 ;;; The version of the C interface this Lisp code was written against.
 (defconstant +major+ 0)
-(defconstant +minor+ 2)
+(defconstant +minor+ 3)
 
 ;;; The size of libmuproc's process table, given to muproc_init: pid
 ;;; numbers run from 1 to this, and the Lisp side indexes its muprocs by
@@ -56,6 +56,10 @@ build tree next to muproc.asd (c/.libs/), then the installed libdir."
 (defconstant +eshutdown+ -15)
 (defconstant +estate+ -16)
 (defconstant +signalled+ 1)
+(defconstant +taken+ 2)
+(defconstant +recv-restart+ 1)
+(defconstant +recv-take+ 2)
+(defconstant +filter-final+ #x80000000)
 (defconstant +worker-needed+ 1)
 (defconstant +forever+ -1)
 (defconstant +nowait+ 0)
@@ -148,6 +152,7 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 
 (defcall %msg-new "muproc_msg_new" :pointer (npairs :uint32) (nbytes :size))
 (defcall %msg-free "muproc_msg_free" :void (msg :pointer))
+(defcall %msg-release "muproc_msg_release" :size (msg :pointer) (dead :pointer) (cap :size))
 (defcall %msg-put-nil "muproc_msg_put_nil" :int (msg :pointer) (key :uint32))
 (defcall %msg-put-int "muproc_msg_put_int" :int (msg :pointer) (key :uint32) (value :int64))
 (defcall %msg-put-double "muproc_msg_put_double" :int (msg :pointer) (key :uint32) (value :double))
@@ -196,6 +201,11 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %recv "muproc_recv" :int (self :uint64) (after :pointer) (filter :pointer) (deadline :int64) (out :pointer))
 (defcall %recv-signal "muproc_recv_signal" :int (self :uint64) (deadline :int64) (out :pointer))
 (defcall %recv-take "muproc_recv_take" :int (self :uint64) (msg :pointer))
+(defcall %recv-next "muproc_recv_next" :int
+  (self :uint64) (flags :int) (filter :pointer) (deadline :int64) (out :pointer)
+  (view :pointer) (set :pointer))
+(defcall %recv-take-mark "muproc_recv_take_mark" :int (self :uint64) (out :pointer))
+(defcall %poke-request "muproc_poke_request" :void (pid :uint64))
 (defcall %mbox-count "muproc_mbox_count" :int64 (pid :uint64))
 (defcall %mbox-signal-count "muproc_mbox_signal_count" :int64 (pid :uint64))
 (defcall %mbox-capacity "muproc_mbox_capacity" :int64 (pid :uint64))

@@ -41,15 +41,19 @@
                                    :operation (format nil "handle ~x lookup" handle)))
     (cdr cell)))
 
+(defun clear-handle-slot (handle)
+  "Clear HANDLE's slot: libmuproc has dropped its last reference."
+  (let* ((index (ldb (byte 32 0) handle))
+         (chunk (handle-chunk index))
+         (i (logand index (1- +chunk-size+)))
+         (cell (svref chunk i)))
+    (when (and cell (= (car cell) handle))
+      (sb-ext:compare-and-swap (svref chunk i) cell nil))))
+
 (defun forget-handle (handle)
   "Clear HANDLE's slot if libmuproc no longer references it."
   (when (zerop (muproc.ffi:%handle-live handle))
-    (let* ((index (ldb (byte 32 0) handle))
-           (chunk (handle-chunk index))
-           (i (logand index (1- +chunk-size+)))
-           (cell (svref chunk i)))
-      (when (and cell (= (car cell) handle))
-        (sb-ext:compare-and-swap (svref chunk i) cell nil)))))
+    (clear-handle-slot handle)))
 
 (defun new-standalone-handle (object)
   "A handle for OBJECT with one reference owned by the caller."

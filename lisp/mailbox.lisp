@@ -90,20 +90,37 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
             (t (error 'muproc-runtime-error :code rc :operation "muproc_send"))))))
 
 ;;; Receiving
+;;;
+;;; The scan position of a receive is libmuproc's receive mark, kept in
+;;; the mailbox: whatever user code does to the queue between two calls
+;;; (a timer function that receives, a discard), the next call resumes at
+;;; the first message not yet examined.  A receive holds no pointer into
+;;; the queue across user code but the message its guards look at, and
+;;; guards may not receive.  A match is taken only when no signal waits
+;;; (muproc_recv_take_mark), and taken, decoded and released without
+;;; interrupts: a message is either still queued or its clause runs.
 
-(defun make-receive-filter (key-sets)
-  "A foreign receive filter (see muproc_recv) for KEY-SETS, a list of lists
-of keywords; a null pointer when some set is empty (anything may match)."
-  (if (some #'null key-sets)
-      (cffi:null-pointer)
-      (let ((words (cons (length key-sets)
-                         (loop for set in key-sets
-                               append (cons (length set) (mapcar #'keyword-atom set))))))
-        (cffi:foreign-alloc :uint32 :initial-contents words))))
+(deftype receive-filter () '(simple-array (unsigned-byte 32) (*)))
+
+(defun make-receive-filter (clauses)
+  "The receive filter (see muproc_recv_next) for CLAUSES, a list of (KEYS
+FINAL-P): one set per clause, final when the clause has no guard to
+evaluate, so that libmuproc takes its matches itself.  A Lisp vector,
+pinned for each call: nothing in foreign memory survives a saved core."
+  (coerce (cons (length clauses)
+                (loop for (keys final) in clauses
+                      append (cons (logior (length keys)
+                                           (if final muproc.ffi:+filter-final+ 0))
+                                   (mapcar #'keyword-atom keys))))
+          'receive-filter))
 
 (defvar *receive-in-progress* nil
-  "True while a receive is scanning the inport: the message it looks at
-is only borrowed, so nothing may receive until the scan is over.")
+  "True while the current muproc is inside a receive's scan (guards
+included): signals that run user code wait until the scan allows it.")
+
+(defvar *in-guard* nil
+  "True while a receive guard runs: the message it looks at is only
+borrowed, so nothing may receive until it returns.")
 
 (defun pid-sender (pid)
   "The muproc of sender PID (NIL for 0), remembered per receiver."
@@ -120,54 +137,128 @@ is only borrowed, so nothing may receive until the scan is over.")
   "The muproc that sent the message VIEW shows, or NIL."
   (pid-sender (view-sender-pid view)))
 
+(defun check-not-in-guard (operation)
+  (when *in-guard*
+    (error 'muproc-nested-receive :operation operation)))
+
+(defmacro with-receive-buffers ((out view set) &body body)
+  `(cffi:with-foreign-objects ((,out :pointer)
+                               (,view :uint8 muproc.ffi:+view-size+)
+                               (,set :int32))
+     ,@body))
+
+(defun take-match (pid out view)
+  "Take the message muproc_recv_next matched and VIEW shows, having
+decoded it first: (values 0 plist sender) once taken, or (values
++SIGNALLED+ kind plist) when a signal waits (the message stays queued),
+or a libmuproc code.  Without interrupts: a message is either still
+queued, or taken, freed and its values in our hands."
+  (sb-sys:without-interrupts
+    (let* ((plist (view-plist view))
+           (sender (view-sender view))
+           (rc (muproc.ffi:%recv-take-mark pid out)))
+      (cond ((zerop rc)
+             (setf (%muproc-committing *current-muproc*) t)
+             (free-message (cffi:mem-ref out :pointer) view)
+             (values 0 plist sender))
+            ((= rc muproc.ffi:+signalled+)
+             (multiple-value-call #'values rc (consume-signal (cffi:mem-ref out :pointer))))
+            (t rc)))))
+
+(defun next-match (pid flags filter deadline out view set)
+  "One muproc_recv_next call: (values rc ...) where rc is +TAKEN+ (then
+the clause index, plist and sender), +SIGNALLED+ (kind, plist), 0 (a
+candidate: VIEW shows it, SET holds its first passing clause) or a
+libmuproc code."
+  (sb-sys:without-interrupts
+    (let ((rc (sb-sys:with-pinned-objects (filter)
+                (muproc.ffi:%recv-next pid flags (sb-sys:vector-sap filter)
+                                       deadline out view set))))
+      (cond ((= rc muproc.ffi:+taken+)
+             (let ((msg (cffi:mem-ref out :pointer)))
+               (setf (%muproc-committing *current-muproc*) t)
+               (unwind-protect
+                    (values rc (cffi:mem-ref set :int32) (view-plist view) (view-sender view))
+                 (free-message msg view))))
+            ((= rc muproc.ffi:+signalled+)
+             (multiple-value-call #'values rc
+               (consume-signal (cffi:mem-ref out :pointer) view)))
+            (t rc)))))
+
 (defun %receive (filter timeout matcher)
-  "Scan the inport for the first message, oldest first, for which MATCHER
-(called with a view of it, see muproc_msg_view) returns a clause index;
-take it and return (values index plist sender), or :TIMEOUT.  A rejected
-message is never decoded here: MATCHER reads only what its guards need."
-  (declare (function matcher))
+  "Receive the oldest message that matches: MATCHER, called with a view
+of a candidate (see muproc_msg_view) and the index of the first clause
+whose keys it holds, returns the index of the clause whose guard accepts
+it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
+(values index plist sender), or :TIMEOUT."
+  (declare (function matcher) (type receive-filter filter))
   (let* ((self (current-muproc-or-lose "MUMSG-RECEIVE"))
          (pid (%muproc-pid self))
-         (deadline (timeout-deadline timeout)))
-    (when *receive-in-progress*
-      (error 'muproc-nested-receive))
-    (let ((*receive-in-progress* t))
-      (cffi:with-foreign-objects ((out :pointer)
-                                  (view :uint8 muproc.ffi:+view-size+))
-        (let ((after (cffi:null-pointer)))
-          (loop
-            (multiple-value-bind (rc signal-kind signal-plist)
-                (sb-sys:without-interrupts
-                  (let ((rc (muproc.ffi:%recv pid after filter deadline out)))
-                    (cond ((= rc muproc.ffi:+signalled+)
-                           (multiple-value-call #'values rc
-                             (consume-signal (cffi:mem-ref out :pointer))))
-                          ((zerop rc)
-                           (muproc.ffi:%msg-view (cffi:mem-ref out :pointer) view)
-                           rc)
-                          (t rc))))
-              (cond
-                ((zerop rc)
-                 (let ((msg (cffi:mem-ref out :pointer))
-                       (index (funcall matcher view)))
-                   (if index
-                       (let ((plist (view-plist view))
-                             (sender (view-sender view)))
-                         (sb-sys:without-interrupts
-                           (muproc.ffi:check (muproc.ffi:%recv-take pid msg)
-                                             "muproc_recv_take")
-                           (free-message msg view))
-                         (return (values index plist sender)))
-                       (setf after msg))))
-                ((= rc muproc.ffi:+signalled+)
-                 (act-on-signal signal-kind signal-plist))
-                ((= rc muproc.ffi:+etimedout+)
-                 (return :timeout))
-                (t (error 'muproc-runtime-error :code rc
-                                                :operation "muproc_recv"))))))))))
+         (deadline (timeout-deadline timeout))
+         (done nil)
+         (fresh (logior muproc.ffi:+recv-restart+ muproc.ffi:+recv-take+)))
+    (check-not-in-guard "MUMSG-RECEIVE")
+    (unwind-protect
+         (let ((*receive-in-progress* t)
+               (flags fresh))
+           (with-receive-buffers (out view set)
+             (loop
+               (when (%muproc-deferred-signals self)
+                 ;; User code may change the queue: scan afresh after it.
+                 (run-deferred-signals self)
+                 (setf flags fresh))
+               (multiple-value-bind (rc a b c)
+                   (next-match pid flags filter deadline out view set)
+                 (setf flags muproc.ffi:+recv-take+)
+                 (cond
+                   ((= rc muproc.ffi:+taken+)
+                    (setf done t)
+                    (return (values a b c)))
+                   ((zerop rc)
+                    (let ((index (let ((*in-guard* t))
+                                   (funcall matcher view (cffi:mem-ref set :int32)))))
+                      ;; Deferred signals are older than the match: they run first.
+                      (when (and index (null (%muproc-deferred-signals self)))
+                        (multiple-value-bind (rc a b) (take-match pid out view)
+                          (cond ((zerop rc)
+                                 (setf done t)
+                                 (return (values index a b)))
+                                ((= rc muproc.ffi:+signalled+)
+                                 (setf flags fresh)
+                                 (run-signal a b))
+                                ((= rc muproc.ffi:+estate+)
+                                 (setf flags fresh))
+                                (t (error 'muproc-runtime-error
+                                          :code rc :operation "muproc_recv_take_mark")))))))
+                   ((= rc muproc.ffi:+signalled+)
+                    (setf flags fresh)
+                    (run-signal a b))
+                   ((= rc muproc.ffi:+etimedout+)
+                    (setf done t)
+                    (return :timeout))
+                   (t (error 'muproc-runtime-error :code rc
+                                                   :operation "muproc_recv_next")))))))
+      ;; Left by an unwind (a timeout, an error in a guard) with user
+      ;; signals still waiting: have them run at the next safe point.
+      (unless (or done (null (%muproc-deferred-signals self)))
+        (muproc.ffi:%poke-request pid)))))
+
+(declaim (inline clause-begun))
+(defun clause-begun ()
+  "The clause of a taken message has begun: signals may act again, and
+those that came meanwhile are asked for (they act a moment later, inside
+the clause)."
+  (let ((self *current-muproc*))
+    (setf (%muproc-committing self) nil)
+    (when (%muproc-signals-after-clause self)
+      (setf (%muproc-signals-after-clause self) nil)
+      (muproc.ffi:%poke-request (%muproc-pid self)))))
 
 (defun clause-key (variable)
   (intern (symbol-name variable) :keyword))
+
+(defun constant-true-guard-p (guard)
+  (and (constantp guard) (eval guard) t))
 
 (defun clause-test (clause view)
   "A form true when the message VIEW shows matches CLAUSE.  Only the
@@ -175,7 +266,7 @@ values the guard names are decoded, and none for a constant guard: a
 message the clause rejects costs little."
   (let ((variables (first clause))
         (guard (second clause)))
-    (if (and (constantp guard) (eval guard))
+    (if (constant-true-guard-p guard)
         `(view-has-keys-p ,view ',(mapcar #'clause-key variables))
         (let ((indexes (loop for v in variables collect (gensym (symbol-name v)))))
           `(let ,(loop for v in variables
@@ -188,7 +279,42 @@ message the clause rejects costs little."
                     (declare (ignorable ,@variables))
                     ,guard)))))))
 
-(defmacro mumsg-receive ((from &key timeout) &body clauses)
+(defun check-receive-clauses (from clauses timeout-given)
+  "Reject at macroexpansion what could never match, naming the problem."
+  (flet ((bad (clause problem &rest arguments)
+           (error 'muproc-receive-syntax-error
+                  :clause clause :problem (apply #'format nil problem arguments))))
+    (unless (and from (symbolp from) (not (constantp from)))
+      (error 'muproc-receive-syntax-error
+             :clause from :problem "FROM must be a variable name"))
+    (let ((timeouts (count :timeout clauses :key (lambda (c) (and (consp c) (car c))))))
+      (when (> timeouts 1)
+        (bad (find :timeout clauses :key #'car) "there is more than one :TIMEOUT clause"))
+      (when (and (= timeouts 1) (not timeout-given))
+        (bad (find :timeout clauses :key #'car)
+             "a :TIMEOUT clause runs only with a :TIMEOUT option: (MUMSG-RECEIVE (~s :TIMEOUT seconds) ...)"
+             from)))
+    (dolist (clause clauses)
+      (cond ((and (consp clause) (eq (car clause) :timeout)))
+            ((not (and (consp clause) (listp (first clause))))
+             (bad clause "expected ((NAME*) GUARD FORM*)"))
+            ((null (cdr clause))
+             (bad clause "it has no guard, so it could never match; write (~s T FORM*) to match any such message"
+                  (first clause)))
+            (t
+             (let ((names (first clause)))
+               (dolist (name names)
+                 (cond ((not (and name (symbolp name)))
+                        (bad clause "the key ~s is not a symbol" name))
+                       ((keywordp name)
+                        (bad clause "the key ~s is a keyword; name a variable: ~s matches the key ~s"
+                             name (intern (symbol-name name)) name))
+                       ((constantp name)
+                        (bad clause "the key ~s names a constant, not a variable" name))))
+               (let ((dup (find-if (lambda (n) (> (count n names) 1)) names)))
+                 (when dup (bad clause "the key ~s appears twice" dup)))))))))
+
+(defmacro mumsg-receive ((from &key (timeout nil timeout-given)) &body clauses)
   "Receive the oldest message that matches one of CLAUSES, blocking until
 one does.  A clause is ((NAME*) GUARD FORM*): it matches a message that
 holds a key for every NAME (:NAME for the symbol NAME; present with value
@@ -196,53 +322,69 @@ NIL counts) and for which GUARD, evaluated with each NAME bound to its
 value, returns true.  For each message, oldest first, the clauses are tried
 in order; the first match is removed from the inport and the values of its
 FORMs are returned, with the NAMEs bound, FROM bound to the sending muproc
-(NIL if the sender was not a muproc) and *MUPROC-PACKET* to the mumsg.
-Messages that match no clause stay queued, in order.  (() t FORM*) matches
-anything.
+(NIL if the sender was not a muproc; a NAME spelled like FROM wins in its
+clause) and *MUPROC-PACKET* to the mumsg.  Messages that match no clause
+stay queued, in order.  (() t FORM*) matches anything.
 TIMEOUT (seconds, evaluated once; NIL: wait forever; 0: don't wait at all)
 bounds the wait; when it passes, the forms of a clause (:TIMEOUT FORM*)
 are evaluated, or NIL is returned.  The timeout uses no thread interrupt.
 Guards must have no side effects and must not receive; a guard sees FROM
 and its NAMEs, which are decoded afresh for the body (EQ for anything sent
-by a Lisp muproc, EQUAL for strings and binaries from a C one).  Signals
-MUPROC-NOT-IN-MUPROC outside a muproc."
+by a Lisp muproc, EQUAL for strings and binaries from a C one).
+Guarantees: a message is either still queued or its clause's FORMs run;
+an exit, kill or MUPROC-WITH-TIMEOUT reaching the muproc during the
+receive (a guard included) acts at once and leaves the message queued;
+a MUPROC-WITH-TIMEOUT around the receive that fires once a message is
+taken takes effect when its clause returns (exits and kills act at once);
+timer and interrupt functions run between two scans, never inside a
+guard, and may receive themselves.  A clause that could never match is
+rejected when the form is compiled (MUPROC-RECEIVE-SYNTAX-ERROR).
+Signals MUPROC-NOT-IN-MUPROC outside a muproc."
+  (check-receive-clauses from clauses timeout-given)
   (let* ((timeout-clause (find :timeout clauses :key #'car))
          (clauses (remove timeout-clause clauses))
          (plist (gensym "PLIST"))
          (sender (gensym "SENDER"))
          (index (gensym "INDEX"))
-         (view (gensym "VIEW")))
-    (dolist (clause clauses)
-      (unless (and (consp clause) (listp (first clause))
-                   (every (lambda (v) (and (symbolp v) v)) (first clause)))
-        (error "Malformed MUMSG-RECEIVE clause ~s: expected ((NAME*) GUARD FORM*)."
-               clause)))
+         (view (gensym "VIEW"))
+         (start (gensym "START"))
+         (matcher (gensym "MATCHER")))
     `(multiple-value-bind (,index ,plist ,sender)
          (%receive
           (load-time-value
            (make-receive-filter
             ',(loop for clause in clauses
-                    collect (mapcar #'clause-key (first clause))))
+                    collect (list (mapcar #'clause-key (first clause))
+                                  (constant-true-guard-p (second clause)))))
            t)
           ,timeout
-          (lambda (,view)
+          (lambda (,view ,start)
+            (declare (type (signed-byte 32) ,start) (ignorable ,start))
             ;; FROM as a symbol macro: the sender's muproc is looked up
             ;; only if a guard asks for it.
             (symbol-macrolet ((,from (view-sender ,view)))
-              (cond
+              (block ,matcher
                 ,@(loop for clause in clauses
                         for i from 0
-                        collect `(,(clause-test clause view) ,i))))))
+                        collect `(when (and (<= ,start ,i) ,(clause-test clause view))
+                                   (return-from ,matcher ,i)))
+                nil))))
        (declare (ignorable ,plist ,sender))
        (case ,index
          ,@(loop for clause in clauses
                  for i from 0
-                 collect `(,i (let ((,from ,sender)
-                                    (*muproc-packet* (%make-mumsg ,plist))
-                                    ,@(loop for var in (first clause)
-                                            collect `(,var (getf ,plist ,(clause-key var)))))
-                                (declare (ignorable ,from ,@(first clause)))
-                                ,@(cddr clause))))
+                 collect `(,i (multiple-value-prog1
+                                  (let ((,from ,sender)
+                                        (*muproc-packet* (%make-mumsg ,plist))
+                                        (*timeout-shield* *active-timeouts*))
+                                    (declare (ignorable ,from))
+                                    (clause-begun)
+                                    ;; A clause's own names shadow FROM.
+                                    (let ,(loop for var in (first clause)
+                                                collect `(,var (getf ,plist ,(clause-key var))))
+                                      (declare (ignorable ,@(first clause)))
+                                      ,@(cddr clause)))
+                                (clause-ended))))
          (t ,@(rest timeout-clause))))))
 
 (defun muproc-unmatched-input-count (&optional (muproc (muproc-current-process)))
@@ -259,25 +401,29 @@ muproc's)."
 (defun muproc-discard-all-pending-input ()
   "Remove every message waiting in the current muproc's inport.  Returns
 how many were discarded.  Exit signals found on the way are acted upon.
-Signals MUPROC-NOT-IN-MUPROC outside a muproc."
+Signals MUPROC-NOT-IN-MUPROC outside a muproc, MUPROC-NESTED-RECEIVE in a
+receive guard."
   (let ((pid (%muproc-pid (current-muproc-or-lose "MUPROC-DISCARD-ALL-PENDING-INPUT")))
+        (any (load-time-value (make-receive-filter '((() t))) t))
         (n 0))
-    (cffi:with-foreign-object (out :pointer)
+    (check-not-in-guard "MUPROC-DISCARD-ALL-PENDING-INPUT")
+    (with-receive-buffers (out view set)
       (loop
-        (multiple-value-bind (rc signal-kind signal-plist)
+        (multiple-value-bind (rc kind plist)
             (sb-sys:without-interrupts
-              (let ((rc (muproc.ffi:%recv pid (cffi:null-pointer) (cffi:null-pointer)
-                                          muproc.ffi:+nowait+ out)))
-                (cond ((zerop rc)
-                       (let ((msg (cffi:mem-ref out :pointer)))
-                         (muproc.ffi:%recv-take pid msg)
-                         (free-message msg)
-                         (incf n)
-                         rc))
+              (let ((rc (sb-sys:with-pinned-objects (any)
+                          (muproc.ffi:%recv-next pid (logior muproc.ffi:+recv-restart+
+                                                             muproc.ffi:+recv-take+)
+                                                 (sb-sys:vector-sap any)
+                                                 muproc.ffi:+nowait+ out view set))))
+                (cond ((= rc muproc.ffi:+taken+)
+                       (free-message (cffi:mem-ref out :pointer) view)
+                       (incf n)
+                       rc)
                       ((= rc muproc.ffi:+signalled+)
                        (multiple-value-call #'values rc
-                         (consume-signal (cffi:mem-ref out :pointer))))
+                         (consume-signal (cffi:mem-ref out :pointer) view)))
                       (t rc))))
-          (cond ((zerop rc))
-                ((= rc muproc.ffi:+signalled+) (act-on-signal signal-kind signal-plist))
+          (cond ((= rc muproc.ffi:+taken+))
+                ((= rc muproc.ffi:+signalled+) (run-signal kind plist))
                 (t (return n))))))))

@@ -106,13 +106,22 @@ this thread may read), on the stack."
   (with-message-view (view msg)
     (view-handles view)))
 
+(defconstant +dead-handles-room+ 16
+  "How many dying handles FREE-MESSAGE takes back from libmuproc in one
+call; a message with more pairs than this is freed the slow way.")
+
 (defun free-message (msg &optional view)
   "Free a libmuproc message this thread owns (VIEW, if given, is a view
 of it), and clear the slots of the handles that no longer have a
-reference."
-  (let ((handles (if view (view-handles view) (message-handles msg))))
-    (muproc.ffi:%msg-free msg)
-    (mapc #'forget-handle handles)))
+reference.  One call to libmuproc for a message of up to
++DEAD-HANDLES-ROOM+ pairs, whatever it holds."
+  (if (and view (<= (view-size view) +dead-handles-room+))
+      (cffi:with-foreign-object (dead :uint64 +dead-handles-room+)
+        (dotimes (i (muproc.ffi:%msg-release msg dead +dead-handles-room+))
+          (clear-handle-slot (cffi:mem-aref dead :uint64 i))))
+      (let ((handles (if view (view-handles view) (message-handles msg))))
+        (muproc.ffi:%msg-free msg)
+        (mapc #'forget-handle handles))))
 
 ;;; Encoding
 

@@ -6,6 +6,7 @@
 library.  Internal: thin and boring by design; policy lives in MUPROC.")
   (:export #:load-library #:library-directories
            #:check #:+ok+ #:+signalled+ #:+worker-needed+
+           #:+taken+ #:+recv-restart+ #:+recv-take+ #:+filter-final+
            #:+forever+ #:+nowait+
            ;; error codes
            #:+einval+ #:+enomem+ #:+esrch+ #:+eexist+ #:+enoent+ #:+etimedout+
@@ -37,6 +38,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%proc-list
            #:%register #:%unregister #:%whereis #:%registered-names
            #:%send #:%signal-send #:%recv #:%recv-signal #:%recv-take
+           #:%recv-next #:%recv-take-mark #:%poke-request #:%msg-release
            #:%mbox-count #:%mbox-signal-count #:%mbox-capacity
            #:%link #:%unlink #:%links #:%monitor #:%demonitor #:%send-exit
            #:%set-trap-exits #:%trap-exits #:%poke-wait #:%poke-stop
@@ -90,5 +92,6 @@ are those of cl-muproc.")
    #:muproc-port-name-taken #:muproc-unknown-port-name #:muproc-invalid-port-name
    #:mumsg-malformed #:mumsg-unsendable-value #:muproc-inport-full
    #:muproc-thread-limit #:muproc-not-in-muproc #:muproc-nested-receive
+   #:muproc-receive-syntax-error
    #:muproc-send-to-terminated-muproc-condition
    #:muproc-condition-muproc #:muproc-error-in-process))

@@ -24,7 +24,19 @@
   ;; The muproc that sent the last message this one received: senders
   ;; repeat, and this saves finding the muproc by pid.  Only its own
   ;; thread touches it.
-  (last-sender nil))
+  (last-sender nil)
+  ;; Timer and interrupt signals taken from the priority lane while a
+  ;; receive could not run them (see POLL-SIGNALS), oldest first, as
+  ;; (kind . plist).  Only its own thread touches it.
+  (deferred-signals '() :type list)
+  ;; True from the moment a receive takes a message until its clause
+  ;; begins: signals wait for the clause (see POLL-SIGNALS).
+  (committing nil)
+  ;; Signals came while COMMITTING: the clause, once begun, asks for them.
+  (signals-after-clause nil)
+  ;; Catch tags of MUPROC-WITH-TIMEOUTs that fired while a receive clause
+  ;; ran inside them (see *TIMEOUT-SHIELD*).
+  (postponed-timeouts '() :type list))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")

@@ -10,6 +10,8 @@
   (let* ((muproc (live-muproc pid))
          (thread (and muproc (%muproc-thread muproc))))
     (when thread
+      ;; SBCL runs an interruption without interrupts: POLL-SIGNALS
+      ;; enables them only around the user functions it runs.
       (handler-case (sb-thread:interrupt-thread thread (lambda () (poll-signals pid)))
         (sb-thread:interrupt-thread-error () nil)))))
 

@@ -733,10 +733,132 @@ static void mbox_filter_index_backlog(void) {
   teardown(self);
 }
 
+
+/* A message {:n N, KEY 1}. */
+static muproc_msg_t *msg_n_key(int64_t n, muproc_atom_t key) {
+  muproc_msg_t *m = msg_n(n);
+  CHECK_OK(muproc_msg_put_int(m, key, 1));
+  return m;
+}
+
+/* The receive mark: the scan resumes after the last message examined,
+ * whatever happened to the queue in between; taking or removing the
+ * marked message moves the mark back, never onto freed memory. */
+static void mbox_receive_mark(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL, *x = NULL;
+  int32_t set = -1;
+  for (int i = 0; i < 5; i++)
+    send_n(self, i);
+  /* Examine 0 and 1 (rejected, say, by a guard). */
+  CHECK_OK(muproc_recv_next(self, MUPROC_RECV_RESTART, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_EQ_INT(n_of(m), 0);
+  CHECK_EQ_INT(set, 0);
+  CHECK_OK(muproc_recv_next(self, 0, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_EQ_INT(n_of(m), 1);
+  /* Someone else takes the marked message (a nested receive): the next
+   * call resumes at 2, and taking the mark now is refused. */
+  CHECK_OK(muproc_recv_take(self, m));
+  muproc_msg_free(m);
+  CHECK_RC(muproc_recv_take_mark(self, &x), MUPROC_ESTATE);
+  CHECK_OK(muproc_recv_next(self, 0, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_EQ_INT(n_of(m), 2);
+  CHECK_OK(muproc_recv_take_mark(self, &x));
+  CHECK(x == m);
+  muproc_msg_free(x);
+  /* The mark went back to 0: 3 is next. */
+  CHECK_OK(muproc_recv_next(self, 0, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_EQ_INT(n_of(m), 3);
+  /* A pointer to a taken message is stale: refused, not followed. */
+  CHECK_OK(muproc_recv_take_mark(self, &x));
+  muproc_msg_free(x);
+  CHECK_RC(muproc_recv(self, x, NULL, MUPROC_NOWAIT, &m), MUPROC_EINVAL);
+  CHECK_RC(muproc_recv_take(self, x), MUPROC_EINVAL);
+  /* Restart: from the oldest again. */
+  CHECK_OK(muproc_recv_next(self, MUPROC_RECV_RESTART, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_EQ_INT(n_of(m), 0);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_WALK(self, NULL, 0, 4);
+  teardown(self);
+}
+
+/* A match is taken only when no signal waits: the signal comes first and
+ * the match stays queued and marked. */
+static void mbox_take_mark_yields_to_signals(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL, *x = NULL;
+  int32_t set;
+  send_n(self, 0);
+  CHECK_OK(muproc_recv_next(self, MUPROC_RECV_RESTART, NULL, MUPROC_NOWAIT, &m, NULL, &set));
+  CHECK_OK(muproc_signal_send(self, MUPROC_K_INTERRUPT, msg_n(99)));
+  CHECK_RC(muproc_recv_take_mark(self, &x), MUPROC_SIGNALLED);
+  CHECK_EQ_INT(muproc_msg_kind(x), MUPROC_K_INTERRUPT);
+  muproc_msg_free(x);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1);
+  CHECK_OK(muproc_recv_take_mark(self, &x));
+  CHECK(x == m);
+  CHECK_EQ_INT(n_of(x), 0);
+  muproc_msg_free(x);
+  CHECK_EQ_INT(muproc_mbox_count(self), 0);
+  teardown(self);
+}
+
+/* Final sets are matched and taken in one call; the set index tells
+ * which clause; a view comes with the message. */
+static void mbox_recv_next_final_sets(void) {
+  muproc_pid_t self = setup(0);
+  muproc_msg_t *m = NULL;
+  muproc_msg_view_t view;
+  int32_t set = -1;
+  /* Clause 0: (a) with a guard; clause 1: (b), no guard. */
+  uint32_t filter[] = {2, 1, ka, 1 | MUPROC_FILTER_FINAL, kb};
+  CHECK_OK(muproc_send(self, msg_n_key(0, kc)));
+  CHECK_OK(muproc_send(self, msg_n_key(1, ka)));
+  CHECK_OK(muproc_send(self, msg_n_key(2, kb)));
+  int rc = muproc_recv_next(self, MUPROC_RECV_RESTART | MUPROC_RECV_TAKE, filter,
+                            MUPROC_NOWAIT, &m, &view, &set);
+  CHECK_RC(rc, 0); /* :a needs its guard: only examined */
+  CHECK_EQ_INT(n_of(m), 1);
+  CHECK_EQ_INT(set, 0);
+  CHECK_EQ_INT((int)view.npairs, 2);
+  rc = muproc_recv_next(self, MUPROC_RECV_TAKE, filter, MUPROC_NOWAIT, &m, &view, &set);
+  CHECK_RC(rc, MUPROC_TAKEN);
+  CHECK_EQ_INT(n_of(m), 2);
+  CHECK_EQ_INT(set, 1);
+  CHECK_EQ_INT(view.kind, MUPROC_K_MESSAGE);
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_RC(muproc_recv_next(self, MUPROC_RECV_TAKE, filter, MUPROC_NOWAIT, &m, &view, &set),
+           MUPROC_ETIMEDOUT);
+  CHECK_RC(muproc_recv_next(self, 4, filter, MUPROC_NOWAIT, &m, &view, &set), MUPROC_EINVAL);
+  teardown(self);
+}
+
+/* muproc_msg_release reports the handles whose last reference died, and
+ * never writes past the room it is given. */
+static void mbox_release_reports_dead_handles(void) {
+  muproc_pid_t self = setup(0);
+  uint64_t h[3] = {0}, dead[2] = {0, 0};
+  muproc_msg_t *m = muproc_msg_new(4, 0);
+  CHECK_OK(muproc_msg_put_int(m, kc, 5));
+  for (int i = 0; i < 3; i++)
+    CHECK_OK(muproc_msg_put_new_handle(m, i == 0 ? ka : i == 1 ? kb : kd, &h[i]));
+  CHECK_EQ_INT((int)muproc_msg_release(m, dead, 1), 3);
+  CHECK(dead[0] == h[0]);
+  CHECK(dead[1] == 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
+  CHECK_EQ_INT((int)muproc_msg_release(NULL, dead, 2), 0);
+  teardown(self);
+}
+
 static const struct tap_case cases[] = {
     TAP_CASE(mbox_fifo),
     TAP_CASE(mbox_cursor_and_take),
     TAP_CASE(mbox_take_not_queued),
+    TAP_CASE(mbox_receive_mark),
+    TAP_CASE(mbox_take_mark_yields_to_signals),
+    TAP_CASE(mbox_recv_next_final_sets),
+    TAP_CASE(mbox_release_reports_dead_handles),
     TAP_CASE(mbox_filter),
     TAP_CASE_TIMEOUT(mbox_filter_index_agrees_with_scan, 120),
     TAP_CASE_TIMEOUT(mbox_filter_index_backlog, 120),
