@@ -25,13 +25,13 @@
 
 (defparameter *comparisons*
   '(("ping-pong" "muproc"
-     ("erlang" :<= 1.0) "c-condvar" "c-futex" "c-futexspin" "sbcl-mailbox")
+     ("erlang" :<= 1.0) "baseline" "c-condvar" "c-futex" "c-futexspin" "sbcl-mailbox")
     ("ping-pong-1cpu" "muproc"
      ("sbcl-mailbox" :<= 1.0))
     ("ping-pong-c" "muproc-c"
      "ping-pong/erlang" "ping-pong/c-condvar" "ping-pong/c-futex" "ping-pong/c-futexspin")
     ("one-way" "muproc"
-     ("erlang" :>= 2.0) "sbcl-mailbox" "c-queue")
+     ("erlang" :>= 2.0) "baseline" "sbcl-mailbox" "c-queue")
     ("one-way-c" "muproc-c"
      "one-way/erlang" "one-way/c-queue")
     ("fan-in" "muproc"
@@ -41,19 +41,19 @@
     ("spawn-seq" "muproc"
      "erlang" "sbcl-thread")
     ("call" "muproc"
-     ("erlang" :<= 1.5))
+     ("erlang" :<= 1.5) "baseline")
     ("ring" "muproc"
      "erlang")
     ("selective" "muproc"
-     ("erlang" :<= 0.5) "erlang-ref")
+     ("erlang" :<= 0.5) "baseline" "erlang-ref")
     ("selective-10x" "muproc"
      "selective/muproc" "selective/erlang")
     ("selective-first" "muproc"
-     "selective/erlang")
+     "selective/erlang" "baseline")
     ("selective-first-10x" "muproc"
      "selective-first/muproc")
     ("selective-guard" "muproc"
-     "selective/erlang")
+     "selective/erlang" "baseline")
     ("selective-empty" "muproc"
      "erlang")
     ;; BENCH ending in "-*": one entry per level present (memory-1000...).
@@ -204,6 +204,8 @@ anchors not run at that level (*ANCHOR-MAX-LEVEL*)."
         for our = (find-result bench ours)
         append (loop for spec in anchors
                      for (anchor op target) = (if (consp spec) spec (list spec))
+                     ;; The baseline is there only when bench/run --baseline ran it.
+                     unless (and (string= anchor "baseline") (null (find-result bench anchor)))
                      collect (multiple-value-bind (abench avariant) (anchor-ref bench anchor)
                                (let* ((their (find-result abench avariant))
                                       (value (and (ok-result-p our) (ok-result-p their)

@@ -373,7 +373,13 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
        (case ,index
          ,@(loop for clause in clauses
                  for i from 0
-                 collect `(,i (multiple-value-prog1
+                 ;; Without a timeout the last clause is the only other
+                 ;; outcome: no NIL branch for the compiler to see.
+                 collect `(,(if (and (null timeout-clause) (not timeout-given)
+                                     (= i (1- (length clauses))))
+                                t
+                                i)
+                           (multiple-value-prog1
                                   (let ((,from ,sender)
                                         (*muproc-packet* (%make-mumsg ,plist))
                                         (*timeout-shield* *active-timeouts*))
@@ -385,7 +391,8 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
                                       (declare (ignorable ,@(first clause)))
                                       ,@(cddr clause)))
                                 (clause-ended))))
-         (t ,@(rest timeout-clause))))))
+         ,@(when (or timeout-clause timeout-given)
+             `((t ,@(rest timeout-clause))))))))
 
 (defun muproc-unmatched-input-count (&optional (muproc (muproc-current-process)))
   "How many messages wait in MUPROC's inport (default: the current

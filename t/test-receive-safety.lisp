@@ -313,3 +313,38 @@ effect when the clause returns; one made inside the clause acts at once."
     (is (eq :timed-out outer))
     (is-true clause-finished)
     (is (eq :inner inner))))
+
+;;; Clauses that could never work are refused when the form is expanded.
+
+(defun expansion-problem (form)
+  "The MUPROC-RECEIVE-SYNTAX-ERROR that expanding FORM signals, or NIL."
+  (handler-case (progn (macroexpand-1 form) nil)
+    (muproc-receive-syntax-error (c) c)))
+
+(deftest receive-safety.clauses-that-never-match-are-refused ()
+  "A clause without a guard, a :TIMEOUT clause without the :TIMEOUT
+option, a keyword or a constant as a key, a key twice: each is refused
+at macroexpansion with muproc's own condition, naming the clause."
+  (dolist (form '((mumsg-receive (from) ((x)))
+                  (mumsg-receive (from) ((x) t x) (:timeout :late))
+                  (mumsg-receive (from :timeout 1) (:timeout 1) (:timeout 2))
+                  (mumsg-receive (from) ((:x) t :x))
+                  (mumsg-receive (from) ((t) t 1))
+                  (mumsg-receive (from) ((x x) t x))
+                  (mumsg-receive (from) (x t x))
+                  (mumsg-receive (:from) ((x) t x))))
+    (let ((c (expansion-problem form)))
+      (is (typep c 'muproc-receive-syntax-error) "~s was accepted" form)
+      (when c
+        (is (search "MUMSG-RECEIVE" (princ-to-string c)))))))
+
+(deftest receive-safety.clause-key-may-shadow-from ()
+  "A clause key spelled like FROM binds the message's value in that
+clause (as in cl-muproc); other clauses still see the sender."
+  (is (equal '(:done-value t)
+             (muproc ()
+               (let ((me (muproc-current-process)))
+                 (mumsg-send me :from :done-value)
+                 (mumsg-send me :other 1)
+                 (list (mumsg-receive (from) ((from) t from))
+                       (mumsg-receive (from) ((other) t (eq from me)))))))))
