@@ -26,8 +26,8 @@ struct handle {
  * a Lisp object makes a handle on the sending side and frees one on the
  * receiving side: under a mutex a caller and its server, on two CPUs,
  * collided often enough that the loser slept in the kernel (a futex
- * wait and wake-up: tens of microseconds on a VM) in the middle of a
- * round trip.  FREE_TOP holds the top index in its low half and a count
+ * wait and wake-up, far dearer than the round trip itself) in the middle
+ * of a round trip.  FREE_TOP holds the top index in its low half and a count
  * of pops in its high half, so a top that was popped and pushed back in
  * between (ABA) no longer compares equal.  The mutex is only for handing
  * out never-used indices, which happens until the table has grown to

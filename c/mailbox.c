@@ -13,15 +13,15 @@
 #include <unistd.h>
 
 /* Spinning before sleeping: see spin_for_mail. */
-/* The budget must outlast a wake-up of a sleeping partner (10-20 us on a
- * quiet VM): a shorter spin never catches a reply from one that slept, and
- * both sides would sleep forever after. */
+/* The budget must outlast a wake-up of a sleeping partner (bench/README
+ * gives the figures): a shorter spin never catches a reply from one that
+ * slept, and both sides would sleep forever after. */
 #define SPIN_MAX_NS 50000
 #define SPIN_MIN_NS 300
 #define SPIN_PROBE 32
 /* The key index (keyindex.c) costs about four scan steps per queued
- * message to build (measured: 70-90 ns against 15-26 ns, both mostly
- * cache misses), so it is built only once filtered scans have paid for
+ * message to build (both are mostly cache misses; bench/README has the
+ * figures), so it is built only once filtered scans have paid for
  * it: when they have skipped, together, INDEX_PAYBACK times as many
  * messages as are queued (and this scan at least INDEX_AFTER).  A lone
  * receive behind a backlog scans it, as Erlang's does; a receiver that
@@ -263,9 +263,9 @@ static long usable_cpus(void) {
   return sysconf(_SC_NPROCESSORS_ONLN);
 }
 
-/* A sleep and its wake-up cost two syscalls and a vCPU wake-up, 5-30
- * microseconds here; a reply from a muproc on the other CPU often comes
- * sooner.  So spin a little first, but only while it pays: never when
+/* A sleep and its wake-up cost two syscalls and a CPU wake-up, many
+ * times a message hand-off; a reply from a muproc on the other CPU often
+ * comes sooner.  So spin a little first, but only while it pays: never when
  * the process may use only one CPU (spinning there only delays the
  * sender; the mask is read once, by the first receive that would spin),
  * and per mailbox the budget doubles after a spin that caught mail and
