@@ -36,48 +36,50 @@ that stress the encoder, recognisable by PAYLOAD-OK-P."
         collect (intern (format nil "K~d" k) :keyword)
         collect i))
 
+(defun storm (receive-all senders send-all &key inport-capacity (timeout 150))
+  "In a fresh muproc: spawn a receiver that runs RECEIVE-ALL and SENDERS
+muprocs that each run SEND-ALL with the receiver and their number; return
+the receiver's value and the list of the senders' values."
+  (muproc (timeout)
+    (let* ((me (muproc-current-process))
+           (receiver (muproc-spawn nil (lambda () (mumsg-send me :received (funcall receive-all)))
+                                   nil :inport-capacity inport-capacity)))
+      (dotimes (s senders)
+        (let ((s s))
+          (muproc-spawn nil (lambda () (mumsg-send me :sent (funcall send-all receiver s))) nil)))
+      (let ((sent (loop repeat senders collect (mumsg-receive (from) ((sent) t sent)))))
+        (list (mumsg-receive (from) ((received) t received)) sent)))))
+
 (deftest storms.senders-by-messages-mixed-payloads (:timeout 180)
   "8 senders x 3,000 mixed payloads (NIL, 20 KB strings, 300-deep lists,
 bignums, 1,000-key messages) to one receiver that takes them selectively:
 per sender, every sequence number once, in order, each payload intact."
-  (let* ((senders 8) (per-sender 3000)
-         (result
-           (muproc (150)
-             (let* ((me (muproc-current-process))
-                    (receiver
-                      (muproc-spawn
-                       nil (lambda ()
-                             (let ((next (make-array senders :initial-element 0))
-                                   (bad '())
-                                   (numbered 0)
-                                   (wide-seen 0))
-                               (loop until (= numbered (* senders per-sender))
-                                     do (mumsg-receive (from)
-                                          ((sender seq value) t
-                                           (unless (and (= seq (aref next sender))
-                                                        (payload-ok-p sender seq value))
-                                             (push (list sender seq (aref next sender)) bad))
-                                           (setf (aref next sender) (1+ seq))
-                                           (incf numbered))
-                                          ((wide) t
-                                           ;; A 1,000-key message: every key there.
-                                           (unless (= 1001 (length (mumsg-keys *muproc-packet*)))
-                                             (push (list :wide wide) bad))
-                                           (incf wide-seen))))
-                               (mumsg-send me :next next :bad bad :wide wide-seen
-                                              :left (muproc-unmatched-input-count))))
-                       nil)))
-               (dotimes (s senders)
-                 (let ((s s))
-                   (muproc-spawn nil (lambda ()
-                                       (dotimes (i per-sender)
-                                         (mumsg-send receiver :sender s :seq i
-                                                              :value (payload s i))
-                                         (when (zerop (mod i 1000))
-                                           (apply #'mumsg-send receiver :wide i (wide-plist i)))))
-                                 nil)))
-               (mumsg-receive (from) ((next bad wide left) t (list next bad wide left)))))))
-    (destructuring-bind (next bad wide left) result
+  (let ((senders 8) (per-sender 3000))
+    (destructuring-bind ((next bad wide left) _)
+        (storm (lambda ()
+                 (let ((next (make-array senders :initial-element 0))
+                       (bad '()) (numbered 0) (wide-seen 0))
+                   (loop until (= numbered (* senders per-sender))
+                         do (mumsg-receive (from)
+                              ((sender seq value) t
+                               (unless (and (= seq (aref next sender))
+                                            (payload-ok-p sender seq value))
+                                 (push (list sender seq (aref next sender)) bad))
+                               (setf (aref next sender) (1+ seq))
+                               (incf numbered))
+                              ((wide) t
+                               ;; A 1,000-key message: every key there.
+                               (unless (= 1001 (length (mumsg-keys *muproc-packet*)))
+                                 (push (list :wide wide) bad))
+                               (incf wide-seen))))
+                   (list next bad wide-seen (muproc-unmatched-input-count))))
+               senders
+               (lambda (receiver s)
+                 (dotimes (i per-sender)
+                   (mumsg-send receiver :sender s :seq i :value (payload s i))
+                   (when (zerop (mod i 1000))
+                     (apply #'mumsg-send receiver :wide i (wide-plist i))))))
+      (declare (ignore _))
       (is (every (lambda (n) (= n per-sender)) next) "per-sender counts ~a" next)
       (is (null bad) "out of order or corrupted: ~a" (subseq bad 0 (min 5 (length bad))))
       ;; Each sender's wide messages went before its last numbered one.
@@ -93,7 +95,9 @@ one monitor notice per monitor, with the right reason."
            (muproc (150)
              (let* ((me (muproc-current-process))
                     (victims (loop repeat targets
-                                   collect (muproc-spawn nil (lambda () (mumsg-receive (from) ((never) t))) nil)))
+                                   ;; Their kill lines go nowhere.
+                                   collect (muproc-spawn nil (lambda () (mumsg-receive (from) ((never) t))) nil
+                                                         :errorstream (make-broadcast-stream))))
                     (trapper
                       (muproc-spawn
                        nil (lambda ()
@@ -146,41 +150,30 @@ one monitor notice per monitor, with the right reason."
   "4 senders push 3,000 messages each at a receiver bounded to 8, retrying
 when refused: the receiver gets every message once, per sender in order,
 and senders were refused many times (the bound was really hit)."
-  (let* ((senders 4) (per-sender 3000)
-         (result
-           (muproc (150)
-             (let* ((me (muproc-current-process))
-                    (receiver
-                      (muproc-spawn
-                       nil (lambda ()
-                             (let ((next (make-array senders :initial-element 0)) (bad 0))
-                               (loop repeat (* senders per-sender)
-                                     do (mumsg-receive (from)
-                                          ;; Selective: odd senders' messages first.
-                                          ((s i) (oddp s)
-                                           (unless (= i (aref next s)) (incf bad))
-                                           (setf (aref next s) (1+ i)))
-                                          ((s i) t
-                                           (unless (= i (aref next s)) (incf bad))
-                                           (setf (aref next s) (1+ i)))))
-                               (mumsg-send me :next next :bad bad)))
-                       nil :inport-capacity 8)))
-               (dotimes (s senders)
-                 (let ((s s))
-                   (muproc-spawn nil (lambda ()
-                                       (let ((refused 0))
-                                         (dotimes (i per-sender)
-                                           (loop until (handler-case (mumsg-send receiver :s s :i i)
-                                                         (muproc-inport-full ()
-                                                           (incf refused)
-                                                           (sb-thread:thread-yield)
-                                                           nil))))
-                                         (mumsg-send me :refused refused)))
-                                 nil)))
-               (list (loop repeat senders sum (mumsg-receive (from) ((refused) t refused)))
-                     (mumsg-receive (from) ((next bad) t (list next bad))))))))
-    (destructuring-bind (refused (next bad)) result
-      (is (plusp refused) "the bound was never hit")
+  (let ((senders 4) (per-sender 3000))
+    (destructuring-bind ((next bad) refused)
+        (storm (lambda ()
+                 (let ((next (make-array senders :initial-element 0)) (bad 0))
+                   (flet ((take (s i)
+                            (unless (= i (aref next s)) (incf bad))
+                            (setf (aref next s) (1+ i))))
+                     (loop repeat (* senders per-sender)
+                           do (mumsg-receive (from)
+                                ;; Selective: odd senders' messages first.
+                                ((s i) (oddp s) (take s i))
+                                ((s i) t (take s i)))))
+                   (list next bad)))
+               senders
+               (lambda (receiver s)
+                 (let ((refused 0))
+                   (dotimes (i per-sender refused)
+                     (loop until (handler-case (mumsg-send receiver :s s :i i)
+                                   (muproc-inport-full ()
+                                     (incf refused)
+                                     (sb-thread:thread-yield)
+                                     nil))))))
+               :inport-capacity 8)
+      (is (plusp (reduce #'+ refused)) "the bound was never hit")
       (is (zerop bad))
       (is (every (lambda (n) (= n per-sender)) next)))))
 
