@@ -200,16 +200,20 @@ static struct proc *receiver(muproc_pid_t self, int *rc) {
   return p;
 }
 
-/* The oldest pending signal, unlinked, or NULL.  Receiver only. */
-static muproc_msg_t *pop_signal(struct mailbox *mb) {
+/* The oldest pending signal, unlinked, or NULL.  Receiver only.  An exit
+ * signal P traps becomes a message on the way (exit.c). */
+static muproc_msg_t *pop_signal(struct proc *p) {
+  struct mailbox *mb = &p->mbox;
   if (!mb->signals.head &&
       !atomic_load_explicit(&mb->signal_inbox, memory_order_relaxed))
     return NULL;
   drain(&mb->signal_inbox, &mb->signals, NULL);
-  muproc_msg_t *sig = mb->signals.head;
-  if (sig) {
+  muproc_msg_t *sig;
+  while ((sig = mb->signals.head)) {
     unlink_msg(&mb->signals, sig);
     atomic_fetch_sub(&mb->nsignals, 1);
+    if (!exit_signal_on_receipt(p, sig))
+      break;
   }
   return sig;
 }
@@ -364,7 +368,7 @@ static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
    * it, so nothing is looked at twice by this call. */
   muproc_msg_t *last = after;
   for (;;) {
-    muproc_msg_t *sig = pop_signal(mb);
+    muproc_msg_t *sig = pop_signal(p);
     if (sig) {
       *out = sig;
       return MUPROC_SIGNALLED;

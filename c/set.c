@@ -1,5 +1,5 @@
-/* set.c - the small growable sets a process keeps its links and monitors
- * in.  Order does not matter, so removal swaps in the last element. */
+/* set.c - the small growable sets a process keeps its links, monitors
+ * and aliases in.  Order does not matter, so removal swaps in the last element. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -34,19 +34,27 @@ bool id_set_remove(struct id_set *set, uint64_t id) {
   return false;
 }
 
-int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid) {
+int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid,
+                muproc_msg_t *notice) {
   if (set->n == set->cap &&
       grow((void **)&set->entries, &set->cap, sizeof *set->entries) != 0)
     return MUPROC_ENOMEM;
-  set->entries[set->n++] = (struct ref_entry){ref, pid};
+  set->entries[set->n++] = (struct ref_entry){ref, pid, notice};
   return 0;
 }
 
-bool ref_set_remove(struct ref_set *set, uint64_t ref, muproc_pid_t *pid) {
+bool ref_set_has(const struct ref_set *set, uint64_t ref) {
+  for (uint32_t i = 0; i < set->n; i++)
+    if (set->entries[i].ref == ref)
+      return true;
+  return false;
+}
+
+bool ref_set_remove(struct ref_set *set, uint64_t ref, struct ref_entry *out) {
   for (uint32_t i = 0; i < set->n; i++)
     if (set->entries[i].ref == ref) {
-      if (pid)
-        *pid = set->entries[i].pid;
+      if (out)
+        *out = set->entries[i];
       set->entries[i] = set->entries[--set->n];
       return true;
     }
