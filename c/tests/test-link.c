@@ -839,6 +839,114 @@ static void send_exit_dead_handle(void) {
   MUPROC_FINISH();
 }
 
+/* ---- out of memory --------------------------------------------------- */
+
+/* A link reserves both of its exit signals when it is made: with every
+ * message allocation failing from then on, exits still tell each end,
+ * trapped or not.  A link that can't reserve them is refused with
+ * MUPROC_ENOMEM and leaves nothing behind: no link, no message, no
+ * notice, not even the noproc one.  (Issue 10, item 6: exits used to
+ * drop the signal when its allocation failed.) */
+static void link_out_of_memory(void) {
+  muproc_pid_t self, a, b, dead;
+  muproc_msg_t *m;
+  int64_t messages;
+
+  init_ok(0);
+  self = bind_self(0);
+  a = created(0);
+  b = created(0);
+  CHECK_OK(muproc_link(self, a));
+  CHECK_OK(muproc_link(b, self));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 4); /* reserved */
+  CHECK_EQ_INT(muproc_testing_msg_alloc_limit(0), -1);
+  CHECK(muproc_msg_new(1, 0) == NULL); /* the hook works */
+  exit_release(a, a_bye);
+  m = next_signal(self, MUPROC_NOWAIT);
+  CHECK_EXIT_SIGNAL(m, a, MUPROC_T_ATOM, a_bye, 1);
+  muproc_msg_free(m);
+  CHECK(muproc_proc_set_trap_exits(self, 1) >= 0);
+  exit_release(b, a_boom);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_TRAPPED(m, b, MUPROC_T_ATOM, a_boom, 1);
+  muproc_msg_free(m);
+  check_empty(self);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
+
+  /* Refused: no memory at all, or for the second notice only. */
+  messages = muproc_stat(MUPROC_STAT_MESSAGES);
+  a = created(0);
+  dead = created(0);
+  exit_release(dead, a_normal);
+  for (int limit = 0; limit < 2; limit++) {
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(self, a), MUPROC_ENOMEM);
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(a, self), MUPROC_ENOMEM);
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(self, dead), MUPROC_ENOMEM);
+    CHECK_EQ_INT(muproc_links(self, NULL, 0), 0);
+    CHECK_EQ_INT(muproc_links(a, NULL, 0), 0);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), messages);
+  }
+  CHECK_RC(muproc_send_exit(a, MUPROC_T_ATOM, a_bye), MUPROC_ENOMEM);
+  check_empty(a);
+  exit_release(a, a_bye); /* not linked: tells nobody */
+  check_empty(self);
+
+  /* With memory back, a link is made and its exit told as ever. */
+  CHECK_EQ_INT(muproc_testing_msg_alloc_limit(-1), 0);
+  a = created(0);
+  CHECK_OK(muproc_link(self, a));
+  CHECK_OK(muproc_unlink(self, a)); /* frees both reserved signals */
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), messages);
+  exit_release(a, a_bye);
+  check_empty(self);
+  exit_release(self, a_normal);
+  MUPROC_FINISH();
+}
+
+/* ---- trapping is decided on receipt ------------------------------------ */
+
+/* Whether an exit signal is trapped is decided when its receiver takes it
+ * from the priority lane, not when it is sent: trapping turned on after
+ * the signal was queued gets the message; turned off, the signal.  The
+ * trapped message keeps its place after the messages its sender sent
+ * before it.  (Issue 10, item 7: the sender used to decide.) */
+static void trap_decided_on_receipt(void) {
+  muproc_pid_t self, a;
+  muproc_msg_t *m, *first;
+
+  init_ok(0);
+  self = bind_self(0);
+  CHECK_EQ_INT(muproc_proc_trap_exits(self), 0);
+  a = created(0);
+  CHECK_OK(muproc_link(self, a));
+  first = msg_n(1);
+  CHECK_OK(muproc_send(self, first));
+  exit_release(a, a_boom);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+  CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 1), 0);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_EQ_INT(n_of(m), 1);
+  muproc_msg_free(m);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_TRAPPED(m, a, MUPROC_T_ATOM, a_boom, 1);
+  muproc_msg_free(m);
+  check_empty(self);
+
+  /* Sent while trapping, taken after trapping was turned off: a signal. */
+  CHECK_OK(muproc_send_exit(self, MUPROC_T_ATOM, a_bye));
+  CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 0), 1);
+  m = next_signal(self, MUPROC_NOWAIT);
+  CHECK_EXIT_SIGNAL(m, self, MUPROC_T_ATOM, a_bye, 0);
+  muproc_msg_free(m);
+  check_empty(self);
+  exit_release(self, a_normal);
+  MUPROC_FINISH();
+}
+
 /* ---- handles as exit reasons ------------------------------------------- */
 
 /* Every notice holds its own reference to a handle reason: the handle
@@ -1085,6 +1193,8 @@ static const struct tap_case cases[] = {
     TAP_CASE(send_exit),
     TAP_CASE(send_exit_dead_handle),
     TAP_CASE(exit_reason_handle),
+    TAP_CASE(link_out_of_memory),
+    TAP_CASE(trap_decided_on_receipt),
     TAP_CASE(poke_busy_lisp_process),
     TAP_CASE(poke_waiting_receiver),
     TAP_CASE(poke_wait_timeout),
