@@ -8,12 +8,13 @@
  * when the link or monitor was made, so telling never fails for want of
  * memory: an exit is never lost.
  *
- * An exit signal always travels in the receiver's priority lane.  Whether
- * it is trapped is decided by the receiver when it takes the signal from
- * there (exit_signal_on_receipt, called by mailbox.c), as Erlang decides
- * when the receiving process handles the signal: a process that turns
- * trapping on after a signal was sent, but before it handled it, gets the
- * ordinary message instead of exiting.
+ * An exit signal is a signal until its receiver takes it in: it travels
+ * among the messages, in arrival order, and the receiver sorts it out
+ * before it looks at any message (mailbox.c).  Only then is it decided
+ * whether it is trapped (exit_signal_on_receipt), as Erlang decides when
+ * the receiving process handles the signal: a process that turns trapping
+ * on after a signal was sent, but before it handled it, gets the ordinary
+ * message, in the signal's place among the messages, instead of exiting.
  *
  * Release (muproc_proc_release) ends it all: the mailbox is freed and the
  * slot goes back to the table. */
@@ -74,11 +75,6 @@ bool exit_signal_on_receipt(struct proc *p, muproc_msg_t *sig) {
       break;
     }
   sig->kind = MUPROC_K_MESSAGE;
-  /* Through the senders' stack, as any message: it lands after every
-   * message the signal's sender sent before it (they were pushed before
-   * the signal, which we hold). */
-  atomic_fetch_add(&p->mbox.sent, 1);
-  mailbox_push(&p->mbox, sig, false);
   return true;
 }
 

@@ -253,11 +253,10 @@ int exit_signal_send(muproc_pid_t to, muproc_pid_t from, int reason_type,
 void down_notice_send(muproc_pid_t to, muproc_pid_t target, int reason_type,
                       uint64_t reason_value, uint64_t ref,
                       muproc_msg_t *reserved);
-/* Called by the receiver of P for each signal SIG it takes from its
- * priority lane: if SIG is an exit signal and P traps exits now, SIG
- * becomes the ordinary message  terminated: <pid>  reason: <term>
- * [link: true], appended to P's mailbox, and true is returned.  Never
- * allocates. */
+/* Called by the receiver of P for each exit signal SIG it takes in
+ * (mailbox.c): if P traps exits now, SIG becomes, in place, the ordinary
+ * message  terminated: <pid>  reason: <term>  [link: true], and true is
+ * returned.  Never allocates. */
 bool exit_signal_on_receipt(struct proc *p, muproc_msg_t *sig);
 /* Drop TARGET's watcher entry REF, if still there, freeing its notice
  * (monitor.c). */

@@ -138,6 +138,10 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
     return MUPROC_ESRCH;
   struct mailbox *mb = &p->mbox;
   bool signal = kind != MUPROC_K_MESSAGE;
+  /* An exit signal travels with the messages, so that one the receiver
+   * traps keeps its place among them (see drain_inbox); it counts as a
+   * signal until the receiver has it. */
+  bool lane = signal && kind != MUPROC_K_EXIT;
   bool reserve = !signal && mb->capacity && !forced;
   if (reserve) {
     /* Reserve a place first: a full mailbox refuses the newcomer and
@@ -159,9 +163,11 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
   msg->prev = NULL;
-  mailbox_push(mb, msg, signal);
+  /* Counted before the push: a receiver that drains a signal sees it
+   * counted (drain_inbox relies on it). */
   if (signal)
     atomic_fetch_add(&mb->nsignals, 1);
+  mailbox_push(mb, msg, lane);
   /* A Lisp receiver that isn't blocked here would not look at its
    * priority lane until it receives: have it interrupted. */
   if (signal && p->kind == MUPROC_KIND_LISP && !atomic_load(&mb->waiting))
@@ -200,20 +206,22 @@ static struct proc *receiver(muproc_pid_t self, int *rc) {
   return p;
 }
 
-/* The oldest pending signal, unlinked, or NULL.  Receiver only.  An exit
- * signal P traps becomes a message on the way (exit.c). */
+static bool drain_inbox(struct proc *p);
+
+/* The oldest pending signal, unlinked, or NULL.  Receiver only.  Exit
+ * signals wait among the messages: with any signal pending, those are
+ * drained too (drain_inbox sorts them out). */
 static muproc_msg_t *pop_signal(struct proc *p) {
   struct mailbox *mb = &p->mbox;
   if (!mb->signals.head &&
-      !atomic_load_explicit(&mb->signal_inbox, memory_order_relaxed))
+      atomic_load_explicit(&mb->nsignals, memory_order_relaxed) == 0)
     return NULL;
+  drain_inbox(p);
   drain(&mb->signal_inbox, &mb->signals, NULL);
-  muproc_msg_t *sig;
-  while ((sig = mb->signals.head)) {
+  muproc_msg_t *sig = mb->signals.head;
+  if (sig) {
     unlink_msg(&mb->signals, sig);
     atomic_fetch_sub(&mb->nsignals, 1);
-    if (!exit_signal_on_receipt(p, sig))
-      break;
   }
   return sig;
 }
@@ -306,14 +314,54 @@ static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
   return rc;
 }
 
-/* Move what senders pushed into the queue; true if there was any. */
-static bool drain_inbox(struct mailbox *mb) {
+/* An exit signal just moved into the queue with the messages: if P traps
+ * exits now, it becomes a message right there (exit.c), else it leaves
+ * the queue for the signal list.  Either way it was moved as a message
+ * (SENT, and TAKEN if it left), so the counts stay those of messages. */
+static void receive_exit_signal(struct proc *p, muproc_msg_t *m) {
+  struct mailbox *mb = &p->mbox;
+  atomic_fetch_add(&mb->sent, 1);
+  if (exit_signal_on_receipt(p, m)) {
+    atomic_fetch_sub(&mb->nsignals, 1);
+    return;
+  }
+  unlink_msg(&mb->queue, m);
+  atomic_store_explicit(
+      &mb->taken, atomic_load_explicit(&mb->taken, memory_order_relaxed) + 1,
+      memory_order_release);
+  m->prev = mb->signals.tail;
+  if (mb->signals.tail)
+    mb->signals.tail->next = m;
+  else
+    mb->signals.head = m;
+  mb->signals.tail = m;
+}
+
+/* Move what senders pushed into the queue; true if there was any.  Exit
+ * signals among it are sorted out first: no signal was pending (and a
+ * sender counts one before pushing it), no exit signal among it. */
+static bool drain_inbox(struct proc *p) {
+  struct mailbox *mb = &p->mbox;
   muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq);
-  if (first && key_index_on(&mb->index))
+  if (!first)
+    return false;
+  if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) > 0) {
+    muproc_msg_t *kept = NULL;
+    for (muproc_msg_t *m = first, *next; m; m = next) {
+      next = m->next;
+      if (m->kind == MUPROC_K_EXIT)
+        receive_exit_signal(p, m);
+      if (m->kind != MUPROC_K_EXIT && !kept)
+        kept = m;
+    }
+    if (!(first = kept))
+      return true;
+  }
+  if (key_index_on(&mb->index))
     for (muproc_msg_t *m = first; m; m = m->next)
       if (!key_index_add(&mb->index, &mb->queue, m))
         break;
-  return first != NULL;
+  return true;
 }
 
 /* Messages in the receiver's queue (moved there, not yet taken). */
@@ -382,7 +430,7 @@ static int receive(muproc_pid_t self, bool signals_only, muproc_msg_t *after,
       if (mb->queue.tail)
         last = mb->queue.tail;
     }
-    if (drain_inbox(mb))
+    if (drain_inbox(p))
       continue;
     if ((rc = sleep_for_mail(mb, deadline)) != 0)
       return rc;

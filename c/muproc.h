@@ -499,14 +499,15 @@ MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
  * The message that carries each notice is reserved when the link or
  * monitor is made, so an exit never fails to tell for want of memory.
  * Whether an exit signal is trapped is decided by its receiver when it
- * takes the signal from its priority lane (muproc_recv,
- * muproc_recv_signal), not when it is sent: if the receiver traps exits
+ * takes the signal in (its next muproc_recv or muproc_recv_signal), not
+ * when it is sent: if the receiver traps exits
  * (muproc_proc_set_trap_exits) at that moment, the signal becomes an
- * ordinary message (never refused for capacity, queued after the
- * messages its sender sent before it) holding  terminated: <pid>
- * reason: <term>, plus link: true when it came over a link; until then
- * it counts in muproc_mbox_signal_count, not muproc_mbox_count.  The
- * untrappable MUPROC_K_KILL signal is never converted.
+ * ordinary message (never refused for capacity) holding  terminated:
+ * <pid>  reason: <term>, plus link: true when it came over a link, in its
+ * place of arrival among the messages; else it is returned as a signal,
+ * before any message.  Until then it counts in muproc_mbox_signal_count,
+ * not muproc_mbox_count.  The untrappable MUPROC_K_KILL signal is never
+ * converted.
  * Linking or monitoring a process that is not alive gives at once the
  * same notice with reason atom 'noproc'.  Each link or monitor produces
  * exactly one notice, or none once removed. */

@@ -910,10 +910,10 @@ static void link_out_of_memory(void) {
 /* ---- trapping is decided on receipt ------------------------------------ */
 
 /* Whether an exit signal is trapped is decided when its receiver takes it
- * from the priority lane, not when it is sent: trapping turned on after
- * the signal was queued gets the message; turned off, the signal.  The
- * trapped message keeps its place after the messages its sender sent
- * before it.  (Issue 10, item 7: the sender used to decide.) */
+ * in, not when it is sent: trapping turned on after the signal was queued
+ * gets the message; turned off, the signal.  The trapped message keeps
+ * its place of arrival: after the messages sent before the exit, before
+ * those sent after it.  (Issue 10, item 7: the sender used to decide.) */
 static void trap_decided_on_receipt(void) {
   muproc_pid_t self, a;
   muproc_msg_t *m, *first;
@@ -926,13 +926,18 @@ static void trap_decided_on_receipt(void) {
   first = msg_n(1);
   CHECK_OK(muproc_send(self, first));
   exit_release(a, a_boom);
+  CHECK_OK(muproc_send(self, msg_n(2)));
   CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
   CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 1), 0);
   m = next_msg(self, MUPROC_NOWAIT);
   CHECK_EQ_INT(n_of(m), 1);
   muproc_msg_free(m);
   m = next_msg(self, MUPROC_NOWAIT);
   CHECK_TRAPPED(m, a, MUPROC_T_ATOM, a_boom, 1);
+  muproc_msg_free(m);
+  m = next_msg(self, MUPROC_NOWAIT); /* sent after the exit: after it */
+  CHECK_EQ_INT(n_of(m), 2);
   muproc_msg_free(m);
   check_empty(self);
 
