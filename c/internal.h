@@ -9,6 +9,7 @@
  * registry.c (registered port names), mailbox.c (send, receive, priority
  * lane), keyindex.c (queued messages by key, for selective receive),
  * worker.c (threads that run muprocs), runtime.c (init and shutdown),
+ * array.c (the growable array every growing list uses),
  * stats.c (the runtime's counters), clock.c (the clock and the futex
  * waits every blocking call is built on), error.c, version.c.
  */
@@ -155,6 +156,16 @@ void mailbox_init(struct mailbox *mb, uint32_t capacity);
 void mailbox_discard(struct mailbox *mb);
 /* Push onto the ordinary or the signal stack and wake the receiver. */
 void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal);
+
+/* ---- the growable array (array.c) -------------------------------------- */
+
+/* Make room for one more item in the array *ITEMS of N items of
+ * ITEM_SIZE bytes, CAP allocated: doubles CAP (the first time, to FIRST)
+ * when it is full.  0, or MUPROC_ENOMEM with the array unchanged. */
+int array_room(void **items, uint32_t n, uint32_t *cap, size_t item_size,
+               uint32_t first);
+#define ARRAY_ROOM(items, n, cap, first)                                      \
+  array_room((void **)&(items), (n), &(cap), sizeof *(items), (first))
 
 /* ---- processes --------------------------------------------------- */
 
