@@ -6,8 +6,6 @@
  * process that is exiting, and is free again the moment it has exited. */
 #include "internal.h"
 
-#include <stdlib.h>
-
 static int remember_port(struct proc *p, muproc_atom_t name) {
   if (ARRAY_ROOM(p->ports, p->nports, p->cap_ports, 4) != 0)
     return MUPROC_ENOMEM;
