@@ -3,11 +3,15 @@
  *
  * One concept per file: atom.c (atom table, which also holds the name
  * registries), handle.c (Lisp-object handles), msg.c (mumsgs), msgpool.c
- * (their memory), proc.c (process table and exits), registry.c
- * (registered port names), mailbox.c (send, receive, priority lane),
- * keyindex.c (queued messages by key, for selective receive), worker.c
- * (threads that run muprocs), runtime.c (init, shutdown, stats, clock),
- * error.c, version.c.
+ * (their memory), proc.c (the process table), exit.c (how a process
+ * ends: exit, release, exit signals and the notices an exit owes),
+ * link.c and monitor.c (making and removing links and monitors),
+ * registry.c (registered port names), mailbox.c (send, receive, priority
+ * lane), keyindex.c (queued messages by key, for selective receive),
+ * worker.c (threads that run muprocs), runtime.c (init and shutdown),
+ * array.c (the growable array every growing list uses),
+ * stats.c (the runtime's counters), clock.c (the clock and the futex
+ * waits every blocking call is built on), error.c, version.c.
  */
 #ifndef MUPROC_INTERNAL_H
 #define MUPROC_INTERNAL_H
@@ -171,16 +175,32 @@ void mailbox_discard(struct mailbox *mb);
 /* Push onto the ordinary or the signal stack and wake the receiver. */
 void mailbox_push(struct mailbox *mb, muproc_msg_t *msg, bool signal);
 
+/* ---- the growable array (array.c) -------------------------------------- */
+
+/* Make room for one more item in the array *ITEMS of N items of
+ * ITEM_SIZE bytes, CAP allocated: doubles CAP (the first time, to FIRST)
+ * when it is full.  0, or MUPROC_ENOMEM with the array unchanged. */
+int array_room(void **items, uint32_t n, uint32_t *cap, size_t item_size,
+               uint32_t first);
+#define ARRAY_ROOM(items, n, cap, first)                                      \
+  array_room((void **)&(items), (n), &(cap), sizeof *(items), (first))
+
 /* ---- processes --------------------------------------------------- */
 
 /* Small growable sets, owned by one process and guarded by its lock. */
-struct id_set { /* pids, or alias references */
+struct id_set { /* alias references */
   uint64_t *ids;
   uint32_t n, cap;
 };
+/* A link or monitor end: REF is the monitor's reference (for a link, the
+ * peer's pid), PID the process at the other end.  NOTICE, when not NULL,
+ * is the message reserved when the link or monitor was made, which the
+ * owner's exit fills and delivers (exit.c), so that telling an exit never
+ * needs memory; whoever removes the entry otherwise frees it. */
 struct ref_entry {
   uint64_t ref;
   muproc_pid_t pid;
+  muproc_msg_t *notice;
 };
 struct ref_set {
   struct ref_entry *entries;
@@ -188,9 +208,12 @@ struct ref_set {
 };
 int id_set_add(struct id_set *set, uint64_t id);
 bool id_set_remove(struct id_set *set, uint64_t id);
-int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid);
-/* Remove REF; its pid goes to *PID.  False if absent. */
-bool ref_set_remove(struct ref_set *set, uint64_t ref, muproc_pid_t *pid);
+int ref_set_add(struct ref_set *set, uint64_t ref, muproc_pid_t pid,
+                muproc_msg_t *notice);
+bool ref_set_has(const struct ref_set *set, uint64_t ref);
+/* Remove REF; its entry goes to *OUT if OUT is not NULL.  False if
+ * absent. */
+bool ref_set_remove(struct ref_set *set, uint64_t ref, struct ref_entry *out);
 
 /* The stamp packs the slot's serial and state so that a sender reads
  * both in one atomic load: a slot can't be seen alive under a stale
@@ -213,8 +236,10 @@ struct proc {
   uint32_t nports, cap_ports;
   int reason_type;
   uint64_t reason_value;
-  /* Links and monitors, under lock (see link.c and monitor.c). */
-  struct id_set links;
+  /* Links and monitors, under lock (see link.c and monitor.c).  A link
+   * end's entry holds the exit signal this process's exit owes the peer;
+   * a watchers entry, the DOWN notice it owes the watcher. */
+  struct ref_set links;    /* (peer, peer) */
   struct ref_set watchers; /* who monitors me: (ref, watcher) */
   struct ref_set watching; /* whom I monitor: (ref, target) */
   struct id_set aliases;   /* active reply aliases (alias.c) */
@@ -238,21 +263,33 @@ void proc_unlock_pair(struct proc *a, struct proc *b);
 bool proc_alive(const struct proc *p);
 bool proc_alive_pid(muproc_pid_t pid);
 
-/* What an exit leaves to be told, taken from the process under its lock
- * and told after (link.c, monitor.c). */
-struct exit_notice {
-  muproc_pid_t pid;
-  int reason_type;
-  uint64_t reason_value;
-  struct id_set links;
-  struct ref_set watchers;
-  struct ref_set watching;
-};
-void link_tell_exit(const struct exit_notice *e);
-void monitor_tell_exit(const struct exit_notice *e);
-/* An exit signal from FROM with REASON to TO, link: true when LINK. */
-void send_exit_signal(muproc_pid_t to, muproc_pid_t from, int reason_type,
-                      uint64_t reason_value, bool link);
+/* Give P's slot back to the table (exit.c, once P is released). */
+void proc_slot_recycle(struct proc *p);
+
+/* ---- exits (exit.c) -------------------------------------------------- */
+
+/* A message with room for a notice (three pairs, no bytes), to be kept
+ * until an exit fills it; NULL when out of memory. */
+muproc_msg_t *exit_notice_reserve(void);
+/* Send TO the exit signal  from: FROM  reason: <term>  [link: true], in
+ * RESERVED (from exit_notice_reserve; consumed whatever happens), or in
+ * a new message if RESERVED is NULL.  0, MUPROC_ESRCH (TO gone: nothing
+ * sent) or MUPROC_ENOMEM. */
+int exit_signal_send(muproc_pid_t to, muproc_pid_t from, int reason_type,
+                     uint64_t reason_value, bool link, muproc_msg_t *reserved);
+/* Send TO the DOWN notice  terminated: TARGET  reason: <term>
+ * monitor: REF, in RESERVED (consumed). */
+void down_notice_send(muproc_pid_t to, muproc_pid_t target, int reason_type,
+                      uint64_t reason_value, uint64_t ref,
+                      muproc_msg_t *reserved);
+/* Called by the receiver of P for each exit signal SIG it takes in
+ * (mailbox.c): if P traps exits now, SIG becomes, in place, the ordinary
+ * message  terminated: <pid>  reason: <term>  [link: true], and true is
+ * returned.  Never allocates. */
+bool exit_signal_on_receipt(struct proc *p, muproc_msg_t *sig);
+/* Drop TARGET's watcher entry REF, if still there, freeing its notice
+ * (monitor.c). */
+void monitor_forget(muproc_pid_t target, uint64_t ref);
 
 /* Deliver MSG as KIND to TO; FORCED bypasses capacity (runtime notices
  * are never refused).  Ownership as muproc_send. */
@@ -310,7 +347,7 @@ int worker_init(uint32_t thread_cap);
  * MUPROC_EBUSY if worker threads are still running. */
 int worker_shutdown(void);
 
-/* ---- runtime ----------------------------------------------------- */
+/* ---- the runtime's shared state and counters (stats.c) ------------ */
 
 struct runtime {
   _Atomic int initialized;
@@ -330,6 +367,8 @@ struct runtime {
   _Atomic uint64_t next_ref;
 };
 extern struct runtime muproc_rt;
+
+/* ---- clock (clock.c) ------------------------------------------------ */
 
 /* Deadline waits on a 32-bit word (futex): returns 0 when woken or the
  * word differs from EXPECTED, MUPROC_ETIMEDOUT when DEADLINE passed. */

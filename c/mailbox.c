@@ -153,6 +153,10 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
     return MUPROC_ESRCH;
   struct mailbox *mb = &p->mbox;
   bool signal = kind != MUPROC_K_MESSAGE;
+  /* An exit signal travels with the messages, so that one the receiver
+   * traps keeps its place among them (see drain_inbox); it counts as a
+   * signal until the receiver has it. */
+  bool lane = signal && kind != MUPROC_K_EXIT;
   bool reserve = !signal && mb->capacity && !forced;
   if (reserve) {
     /* Reserve a place first: a full mailbox refuses the newcomer and
@@ -174,9 +178,11 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
   msg->prev = NULL;
-  mailbox_push(mb, msg, signal);
+  /* Counted before the push: a receiver that drains a signal sees it
+   * counted (drain_inbox relies on it). */
   if (signal)
     atomic_fetch_add(&mb->nsignals, 1);
+  mailbox_push(mb, msg, lane);
   /* A Lisp receiver that isn't blocked here would not look at its
    * priority lane until it receives: have it interrupted. */
   if (signal && p->kind == MUPROC_KIND_LISP && !atomic_load(&mb->waiting))
@@ -217,21 +223,30 @@ static bool passes(const muproc_msg_t *m, const uint32_t *filter) {
   return first_set(m, filter, &index) != NULL;
 }
 
-/* The receiver's own process, or NULL if the caller is not it. */
-static struct proc *receiver(muproc_pid_t self, int *rc) {
+/* The receiver's own process, or NULL (and the code in *RC) if the
+ * caller is not it or, unless ARGS_OK, its arguments are invalid. */
+static struct proc *receiver(muproc_pid_t self, bool args_ok, int *rc) {
   struct proc *p = proc_lookup(self);
   if (!p)
     *rc = MUPROC_ESRCH;
   else if (muproc_tls_self != self)
     *rc = MUPROC_EPERM, p = NULL;
+  else if (!args_ok)
+    *rc = MUPROC_EINVAL, p = NULL;
   return p;
 }
 
-/* The oldest pending signal, unlinked, or NULL.  Receiver only. */
-static muproc_msg_t *pop_signal(struct mailbox *mb) {
+static bool drain_inbox(struct proc *p);
+
+/* The oldest pending signal, unlinked, or NULL.  Receiver only.  Exit
+ * signals wait among the messages: with any signal pending, those are
+ * drained too (drain_inbox sorts them out). */
+static muproc_msg_t *pop_signal(struct proc *p) {
+  struct mailbox *mb = &p->mbox;
   if (!mb->signals.head &&
-      !atomic_load_explicit(&mb->signal_inbox, memory_order_relaxed))
+      atomic_load_explicit(&mb->nsignals, memory_order_relaxed) == 0)
     return NULL;
+  drain_inbox(p);
   drain(&mb->signal_inbox, &mb->signals, NULL, 0);
   muproc_msg_t *sig = mb->signals.head;
   if (sig) {
@@ -329,14 +344,55 @@ static int sleep_for_mail(struct mailbox *mb, int64_t deadline) {
   return rc;
 }
 
-/* Move what senders pushed into the queue; true if there was any. */
-static bool drain_inbox(struct mailbox *mb, muproc_pid_t self) {
-  muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq, self);
-  if (first && key_index_on(&mb->index))
+/* An exit signal just moved into the queue with the messages: if P traps
+ * exits now, it becomes a message right there (exit.c), else it leaves
+ * the queue for the signal list.  Either way it was moved as a message
+ * (SENT, and TAKEN if it left), so the counts stay those of messages. */
+static void receive_exit_signal(struct proc *p, muproc_msg_t *m) {
+  struct mailbox *mb = &p->mbox;
+  atomic_fetch_add(&mb->sent, 1);
+  if (exit_signal_on_receipt(p, m)) {
+    atomic_fetch_sub(&mb->nsignals, 1);
+    return;
+  }
+  queue_unlink(mb, m);
+  atomic_store_explicit(
+      &mb->taken, atomic_load_explicit(&mb->taken, memory_order_relaxed) + 1,
+      memory_order_release);
+  m->next = NULL;
+  m->prev = mb->signals.tail;
+  if (mb->signals.tail)
+    mb->signals.tail->next = m;
+  else
+    mb->signals.head = m;
+  mb->signals.tail = m;
+}
+
+/* Move what senders pushed into the queue; true if there was any.  Exit
+ * signals among it are sorted out first: no signal was pending (and a
+ * sender counts one before pushing it), no exit signal among it. */
+static bool drain_inbox(struct proc *p) {
+  struct mailbox *mb = &p->mbox;
+  muproc_msg_t *first = drain(&mb->inbox, &mb->queue, &mb->last_seq, proc_pid(p));
+  if (!first)
+    return false;
+  if (atomic_load_explicit(&mb->nsignals, memory_order_relaxed) > 0) {
+    muproc_msg_t *kept = NULL;
+    for (muproc_msg_t *m = first, *next; m; m = next) {
+      next = m->next;
+      if (m->kind == MUPROC_K_EXIT)
+        receive_exit_signal(p, m);
+      if (m->kind != MUPROC_K_EXIT && !kept)
+        kept = m;
+    }
+    if (!(first = kept))
+      return true;
+  }
+  if (key_index_on(&mb->index))
     for (muproc_msg_t *m = first; m; m = m->next)
       if (!key_index_add(&mb->index, &mb->queue, m))
         break;
-  return first != NULL;
+  return true;
 }
 
 /* Messages in the receiver's queue (moved there, not yet taken). */
@@ -400,8 +456,7 @@ static void fill_view(const muproc_msg_t *m, muproc_msg_view_t *view) {
  * senders pushed into the queue and look again; else sleep.  Ordinary
  * mail is moved aside in signals-only mode too, so that it doesn't wake
  * us again and again.  Signals-only mode leaves the mark alone. */
-static int receive(struct proc *p, muproc_pid_t self, bool signals_only,
-                   int flags, const uint32_t *filter, int64_t deadline,
+static int receive(struct proc *p, bool signals_only, int flags, const uint32_t *filter, int64_t deadline,
                    muproc_msg_t **out, muproc_msg_view_t *view,
                    int32_t *set) {
   struct mailbox *mb = &p->mbox;
@@ -412,7 +467,7 @@ static int receive(struct proc *p, muproc_pid_t self, bool signals_only,
       mb->mark = NULL;
   }
   for (;;) {
-    muproc_msg_t *sig = pop_signal(mb);
+    muproc_msg_t *sig = pop_signal(p);
     if (sig) {
       *out = sig;
       fill_view(sig, view);
@@ -439,7 +494,7 @@ static int receive(struct proc *p, muproc_pid_t self, bool signals_only,
       if (mb->queue.tail)
         mb->mark = mb->queue.tail;
     }
-    if (drain_inbox(mb, self))
+    if (drain_inbox(p))
       continue;
     if ((rc = sleep_for_mail(mb, deadline)) != 0)
       return rc;
@@ -455,50 +510,40 @@ static bool queued_here(const muproc_msg_t *m, muproc_pid_t self) {
 int muproc_recv_signal(muproc_pid_t self, int64_t deadline,
                        muproc_msg_t **out) {
   int rc;
-  struct proc *p = receiver(self, &rc);
-  if (!p)
-    return rc;
-  if (!out)
-    return MUPROC_EINVAL;
-  return receive(p, self, true, 0, NULL, deadline, out, NULL, NULL);
+  struct proc *p = receiver(self, out != NULL, &rc);
+  return p ? receive(p, true, 0, NULL, deadline, out, NULL, NULL) : rc;
 }
 
 int muproc_recv(muproc_pid_t self, muproc_msg_t *after,
                 const uint32_t *filter, int64_t deadline,
                 muproc_msg_t **out) {
   int rc;
-  struct proc *p = receiver(self, &rc);
+  struct proc *p =
+      receiver(self, out && (!after || queued_here(after, self)), &rc);
   if (!p)
     return rc;
-  if (!out || (after && !queued_here(after, self)))
-    return MUPROC_EINVAL;
   /* The caller's cursor becomes the mark; resuming after it is what a
    * mark means. */
   p->mbox.mark = after;
-  return receive(p, self, false, 0, filter, deadline, out, NULL, NULL);
+  return receive(p, false, 0, filter, deadline, out, NULL, NULL);
 }
 
 int muproc_recv_next(muproc_pid_t self, int flags, const uint32_t *filter,
                      int64_t deadline, muproc_msg_t **out,
                      muproc_msg_view_t *view, int32_t *set) {
   int rc;
-  struct proc *p = receiver(self, &rc);
-  if (!p)
-    return rc;
-  if (!out || (flags & ~(MUPROC_RECV_RESTART | MUPROC_RECV_TAKE)))
-    return MUPROC_EINVAL;
-  return receive(p, self, false, flags, filter, deadline, out, view, set);
+  bool flags_ok = !(flags & ~(MUPROC_RECV_RESTART | MUPROC_RECV_TAKE));
+  struct proc *p = receiver(self, out && flags_ok, &rc);
+  return p ? receive(p, false, flags, filter, deadline, out, view, set) : rc;
 }
 
 int muproc_recv_take_mark(muproc_pid_t self, muproc_msg_t **out) {
   int rc;
-  struct proc *p = receiver(self, &rc);
+  struct proc *p = receiver(self, out != NULL, &rc);
   if (!p)
     return rc;
-  if (!out)
-    return MUPROC_EINVAL;
   struct mailbox *mb = &p->mbox;
-  muproc_msg_t *sig = pop_signal(mb);
+  muproc_msg_t *sig = pop_signal(p);
   if (sig) {
     *out = sig;
     return MUPROC_SIGNALLED;
@@ -513,11 +558,9 @@ int muproc_recv_take_mark(muproc_pid_t self, muproc_msg_t **out) {
 
 int muproc_recv_take(muproc_pid_t self, muproc_msg_t *msg) {
   int rc;
-  struct proc *p = receiver(self, &rc);
+  struct proc *p = receiver(self, queued_here(msg, self), &rc);
   if (!p)
     return rc;
-  if (!queued_here(msg, self))
-    return MUPROC_EINVAL;
   take(&p->mbox, msg);
   return 0;
 }

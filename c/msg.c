@@ -13,8 +13,27 @@
 #define MAX_PAIRS (1u << 20)
 #define MAX_BYTES ((size_t)1 << 31)
 
+/* How many more messages may be allocated (negative: no limit), for the
+ * tests of what out of memory does: see muproc_testing_msg_alloc_limit. */
+static _Atomic int64_t alloc_limit = -1;
+
+int64_t muproc_testing_msg_alloc_limit(int64_t n) {
+  return atomic_exchange(&alloc_limit, n < 0 ? -1 : n);
+}
+
+static bool alloc_allowed(void) {
+  int64_t left = atomic_load_explicit(&alloc_limit, memory_order_relaxed);
+  while (left >= 0) {
+    if (left == 0)
+      return false;
+    if (atomic_compare_exchange_weak(&alloc_limit, &left, left - 1))
+      return true;
+  }
+  return true;
+}
+
 muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
-  if (npairs > MAX_PAIRS || nbytes > MAX_BYTES)
+  if (npairs > MAX_PAIRS || nbytes > MAX_BYTES || !alloc_allowed())
     return NULL;
   uint8_t cls;
   muproc_msg_t *m =

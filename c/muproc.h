@@ -236,6 +236,13 @@ MUPROC_API void muproc_msg_free(muproc_msg_t *msg);
 MUPROC_API size_t muproc_msg_release(muproc_msg_t *msg, uint64_t *dead,
                                      size_t cap);
 
+/* For tests of running out of memory only: from now on, let N more
+ * message allocations (muproc_msg_new and everything built on it, the
+ * runtime's own notices included) succeed and fail every one after, as
+ * if memory were exhausted; N < 0 (the default) lifts the limit.
+ * Process-wide, any thread.  Returns the previous limit (-1: none). */
+MUPROC_API int64_t muproc_testing_msg_alloc_limit(int64_t n);
+
 /* Append a pair.  Each returns 0, MUPROC_EINVAL (KEY is 0, or a NULL
  * pointer with a non-zero length) or MUPROC_ENOMEM.  String and binary
  * bytes are copied into the message's own storage. */
@@ -547,18 +554,26 @@ MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
  *  - every monitoring process, with an ordinary message (never refused
  *    for capacity) holding  terminated: <pid>  reason: <term>
  *    monitor: <ref>.
- * A process that traps exits (muproc_proc_set_trap_exits) gets, instead
- * of the exit signal, an ordinary message (never refused for capacity,
- * queued in order) holding  terminated: <pid>  reason: <term>, plus
- * link: true when it came over a link.  The
- * untrappable MUPROC_K_KILL signal is never converted.
+ * The message that carries each notice is reserved when the link or
+ * monitor is made, so an exit never fails to tell for want of memory.
+ * Whether an exit signal is trapped is decided by its receiver when it
+ * takes the signal in (its next muproc_recv or muproc_recv_signal), not
+ * when it is sent: if the receiver traps exits
+ * (muproc_proc_set_trap_exits) at that moment, the signal becomes an
+ * ordinary message (never refused for capacity) holding  terminated:
+ * <pid>  reason: <term>, plus link: true when it came over a link, in its
+ * place of arrival among the messages; else it is returned as a signal,
+ * before any message.  Until then it counts in muproc_mbox_signal_count,
+ * not muproc_mbox_count.  The untrappable MUPROC_K_KILL signal is never
+ * converted.
  * Linking or monitoring a process that is not alive gives at once the
  * same notice with reason atom 'noproc'.  Each link or monitor produces
  * exactly one notice, or none once removed. */
 
 /* Link A and B (no-op if already linked).  If B is not alive, A gets an
  * exit signal with reason noproc at once and 0 is returned.  Errors:
- * MUPROC_ESRCH (A not alive), MUPROC_EINVAL (A == B or 0). */
+ * MUPROC_ESRCH (A not alive), MUPROC_EINVAL (A == B or 0),
+ * MUPROC_ENOMEM (no memory to reserve the notices: nothing was done). */
 MUPROC_API int muproc_link(muproc_pid_t a, muproc_pid_t b);
 /* Remove the link between A and B: once this returns, no exit signal
  * from that link is sent anymore.  0 even if they were not linked. */
@@ -570,7 +585,8 @@ MUPROC_API int64_t muproc_links(muproc_pid_t pid, muproc_pid_t *buf,
 
 /* Make WATCHER monitor TARGET; the reference goes to *REF.  If TARGET is
  * not alive, WATCHER gets the notice with reason noproc at once.
- * Errors: MUPROC_ESRCH (WATCHER not alive), MUPROC_EINVAL. */
+ * Errors: MUPROC_ESRCH (WATCHER not alive), MUPROC_EINVAL, MUPROC_ENOMEM
+ * (no memory to reserve the notice: nothing was done). */
 MUPROC_API int muproc_monitor(muproc_pid_t watcher, muproc_pid_t target,
                               uint64_t *ref);
 /* Remove WATCHER's monitor REF.  Returns 0 if it was removed before it
@@ -578,15 +594,17 @@ MUPROC_API int muproc_monitor(muproc_pid_t watcher, muproc_pid_t target,
  * notice is queued or consumed) or is unknown. */
 MUPROC_API int muproc_demonitor(muproc_pid_t watcher, uint64_t ref);
 
-/* Send TO an exit signal from muproc_self() with a reason term (TYPE and
- * VALUE as for muproc_proc_exit; a handle gains a reference): if TO traps
- * exits it gets the ordinary message  terminated: <self>  reason: <term>,
- * else the exit signal  from: <self>  reason: <term>.  Errors:
- * MUPROC_ESRCH (TO not alive), MUPROC_EINVAL. */
+/* Send TO the exit signal  from: <self>  reason: <term>  from
+ * muproc_self() with a reason term (TYPE and VALUE as for
+ * muproc_proc_exit; a handle gains a reference); if TO traps exits when
+ * it takes the signal, it gets the ordinary message  terminated: <self>
+ * reason: <term>  instead (see above).  Errors: MUPROC_ESRCH (TO not
+ * alive), MUPROC_EINVAL, MUPROC_ENOMEM (nothing sent). */
 MUPROC_API int muproc_send_exit(muproc_pid_t to, int type, uint64_t value);
 
 /* Record whether PID traps exits; returns the previous setting (0/1) or
- * MUPROC_ESRCH. */
+ * MUPROC_ESRCH.  Applies to every exit signal PID has not yet taken from
+ * its priority lane, those already sent included. */
 MUPROC_API int muproc_proc_set_trap_exits(muproc_pid_t pid, int on);
 /* 1 if PID traps exits, 0 if not, MUPROC_ESRCH. */
 MUPROC_API int muproc_proc_trap_exits(muproc_pid_t pid);

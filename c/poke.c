@@ -13,7 +13,7 @@
 static struct {
   pthread_mutex_t lock;
   muproc_pid_t *pids;
-  size_t n, cap;
+  uint32_t n, cap;
   _Atomic int seq; /* bumped on every poke: the futex word */
   _Atomic bool consumer;
   bool shutdown;
@@ -30,15 +30,9 @@ void poke(muproc_pid_t pid) {
   if (!atomic_load(&pk.consumer))
     return;
   pthread_mutex_lock(&pk.lock);
-  if (pk.n == pk.cap) {
-    size_t cap = pk.cap ? pk.cap * 2 : 64;
-    muproc_pid_t *pids = realloc(pk.pids, cap * sizeof *pids);
-    if (!pids) { /* the signal still waits in the lane */
-      pthread_mutex_unlock(&pk.lock);
-      return;
-    }
-    pk.pids = pids;
-    pk.cap = cap;
+  if (ARRAY_ROOM(pk.pids, pk.n, pk.cap, 64) != 0) {
+    pthread_mutex_unlock(&pk.lock); /* the signal still waits */
+    return;
   }
   pk.pids[pk.n++] = pid;
   atomic_fetch_add(&pk.seq, 1);

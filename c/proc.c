@@ -1,4 +1,5 @@
-/* proc.c - the process table, process lifecycle and exits.
+/* proc.c - the process table: creating processes, finding them by pid,
+ * and their state.  How they end is exit.c's.
  *
  * Slots are preallocated, so a pid lookup is an index and a serial
  * compare.  The table is reserved zeroed (a zero stamp means "no
@@ -9,7 +10,6 @@
  * for a while. */
 #include "internal.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,7 +124,7 @@ void proc_table_free(void) {
     struct proc *p = &table.slots[i];
     pthread_mutex_destroy(&p->lock);
     free(p->ports);
-    free(p->links.ids);
+    free(p->links.entries);
     free(p->watchers.entries);
     free(p->watching.entries);
     free(p->aliases.ids);
@@ -173,6 +173,12 @@ static uint32_t slot_take(void) {
   }
   pthread_mutex_unlock(&table.lock);
   return index;
+}
+
+void proc_slot_recycle(struct proc *p) {
+  pthread_mutex_lock(&table.lock);
+  free_queue_put((uint32_t)(p - table.slots) + 1, false);
+  pthread_mutex_unlock(&table.lock);
 }
 
 int muproc_proc_create(muproc_atom_t name, int kind, uint32_t capacity,
@@ -230,105 +236,6 @@ int muproc_proc_start(muproc_pid_t pid) {
 }
 
 muproc_pid_t muproc_self(void) { return muproc_tls_self; }
-
-static bool reason_type_ok(int type) {
-  return type == MUPROC_T_NIL || type == MUPROC_T_INT ||
-         type == MUPROC_T_ATOM || type == MUPROC_T_PID ||
-         type == MUPROC_T_REF || type == MUPROC_T_HANDLE;
-}
-
-int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
-  if (!reason_type_ok(type) ||
-      (type == MUPROC_T_HANDLE && !muproc_handle_live(value)))
-    return MUPROC_EINVAL;
-  struct proc *p = proc_lookup(pid);
-  if (!p)
-    return MUPROC_ESRCH;
-  pthread_mutex_lock(&p->lock);
-  uint64_t stamp = atomic_load(&p->stamp);
-  int state = STAMP_STATE(stamp);
-  if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING) {
-    pthread_mutex_unlock(&p->lock);
-    return MUPROC_ESRCH;
-  }
-  if (state == MUPROC_S_RUNNING && muproc_tls_self != pid) {
-    pthread_mutex_unlock(&p->lock);
-    return MUPROC_EPERM;
-  }
-  atomic_store(&p->stamp, STAMP(STAMP_SERIAL(stamp), MUPROC_S_EXITED));
-  /* From here no sender starts a push; wait out the ones in progress so
-   * that "exited" really means "no message will land anymore". */
-  while (atomic_load(&p->mbox.inflight) != 0)
-    sched_yield();
-  if (type == MUPROC_T_HANDLE && !handle_retain(value)) {
-    type = MUPROC_T_ATOM; /* checked up front; lost only to a racing free */
-    value = atom_noproc;
-  }
-  p->reason_type = type;
-  p->reason_value = value;
-  /* Names are free again before anyone hears of the exit. */
-  if (p->name) {
-    muproc_pid_t expected = pid;
-    atomic_compare_exchange_strong(atom_name_slot(p->name, NAME_PROC),
-                                   &expected, 0);
-  }
-  registry_release_all(p);
-  /* Take what must be told, so that links and monitors changed from now
-   * on see the process dead; tell it after unlocking. */
-  struct exit_notice e = {.pid = pid,
-                          .reason_type = type,
-                          .reason_value = value,
-                          .links = p->links,
-                          .watchers = p->watchers,
-                          .watching = p->watching};
-  p->links = (struct id_set){0};
-  p->watchers = (struct ref_set){0};
-  p->watching = (struct ref_set){0};
-  atomic_fetch_sub(&muproc_rt.links, e.links.n);
-  atomic_fetch_sub(&muproc_rt.monitors, e.watchers.n);
-  p->aliases.n = 0; /* replies to a dead process go nowhere */
-  pthread_mutex_unlock(&p->lock);
-  timer_cancel_for(pid);
-  link_tell_exit(&e);
-  monitor_tell_exit(&e);
-  free(e.links.ids);
-  free(e.watchers.entries);
-  free(e.watching.entries);
-  return 0;
-}
-
-int muproc_proc_release(muproc_pid_t pid) {
-  struct proc *p = proc_lookup(pid);
-  if (!p)
-    return MUPROC_ESRCH;
-  /* The exit marks the process EXITED under this lock and finishes its
-   * writes (reason, names) before unlocking: wait for them, so the slot
-   * is never freed under an exit still in progress. */
-  pthread_mutex_lock(&p->lock);
-  uint64_t stamp = atomic_load(&p->stamp);
-  uint32_t serial = STAMP_SERIAL(stamp);
-  uint64_t expected = stamp;
-  if (serial != MUPROC_PID_SERIAL(pid) ||
-      STAMP_STATE(stamp) != MUPROC_S_EXITED ||
-      !atomic_compare_exchange_strong(&p->stamp, &expected,
-                                      STAMP(serial + 1, MUPROC_S_NOPROC))) {
-    pthread_mutex_unlock(&p->lock);
-    return MUPROC_ESTATE;
-  }
-  pthread_mutex_unlock(&p->lock);
-  mailbox_discard(&p->mbox);
-  if (p->reason_type == MUPROC_T_HANDLE)
-    handle_release(p->reason_value);
-  p->reason_type = MUPROC_T_NIL;
-  if (muproc_tls_self == pid)
-    muproc_tls_self = 0;
-  uint32_t index = MUPROC_PID_NUMBER(pid);
-  pthread_mutex_lock(&table.lock);
-  free_queue_put(index, false);
-  pthread_mutex_unlock(&table.lock);
-  atomic_fetch_sub(&muproc_rt.procs, 1);
-  return 0;
-}
 
 int muproc_proc_state(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
@@ -390,16 +297,4 @@ int64_t muproc_proc_list(muproc_pid_t *buf, size_t cap) {
     n++;
   }
   return n;
-}
-
-int muproc_proc_set_trap_exits(muproc_pid_t pid, int on) {
-  struct proc *p = proc_lookup(pid);
-  if (!p)
-    return MUPROC_ESRCH;
-  return atomic_exchange(&p->trap_exits, on ? 1 : 0);
-}
-
-int muproc_proc_trap_exits(muproc_pid_t pid) {
-  struct proc *p = proc_lookup(pid);
-  return p ? atomic_load(&p->trap_exits) : MUPROC_ESRCH;
 }

@@ -6,17 +6,9 @@
  * process that is exiting, and is free again the moment it has exited. */
 #include "internal.h"
 
-#include <stdlib.h>
-
 static int remember_port(struct proc *p, muproc_atom_t name) {
-  if (p->nports == p->cap_ports) {
-    uint32_t cap = p->cap_ports ? p->cap_ports * 2 : 4;
-    muproc_atom_t *ports = realloc(p->ports, cap * sizeof *ports);
-    if (!ports)
-      return MUPROC_ENOMEM;
-    p->ports = ports;
-    p->cap_ports = cap;
-  }
+  if (ARRAY_ROOM(p->ports, p->nports, p->cap_ports, 4) != 0)
+    return MUPROC_ENOMEM;
   p->ports[p->nports++] = name;
   return 0;
 }

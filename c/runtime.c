@@ -1,17 +1,10 @@
-/* runtime.c - init/shutdown, counters, the clock, and the futex waits
- * every blocking call is built on. */
+/* runtime.c - the runtime's life cycle: init and shutdown, which bring
+ * up and tear down every table in order. */
 #include "internal.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-struct runtime muproc_rt;
 muproc_atom_t atom_from, atom_reason, atom_link, atom_terminated, atom_monitor,
     atom_noproc, atom_true, atom_normal;
 
@@ -32,12 +25,6 @@ static int intern_runtime_atoms(void) {
   return 0;
 }
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int64_t muproc_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* SBCL maps 6 regions per thread and dies outright when mmap fails, so
  * the default cap keeps the image's mappings below vm.max_map_count with
@@ -138,49 +125,4 @@ int muproc_shutdown(void) {
   msgpool_release();
   pthread_mutex_unlock(&init_lock);
   return 0;
-}
-
-int64_t muproc_stat(int what) {
-  switch (what) {
-  case MUPROC_STAT_PROCS: return atomic_load(&muproc_rt.procs);
-  case MUPROC_STAT_THREADS: return atomic_load(&muproc_rt.threads);
-  case MUPROC_STAT_PARKED: return atomic_load(&muproc_rt.parked);
-  case MUPROC_STAT_HANDLES: return atomic_load(&muproc_rt.handles);
-  case MUPROC_STAT_MESSAGES: return atomic_load(&muproc_rt.messages);
-  case MUPROC_STAT_ATOMS: return atomic_load(&muproc_rt.atoms);
-  case MUPROC_STAT_REGISTERED: return atomic_load(&muproc_rt.registered);
-  case MUPROC_STAT_TIMERS: return atomic_load(&muproc_rt.timers);
-  case MUPROC_STAT_LINKS: return atomic_load(&muproc_rt.links);
-  case MUPROC_STAT_MONITORS: return atomic_load(&muproc_rt.monitors);
-  case MUPROC_STAT_KEY_INDEXES: return atomic_load(&muproc_rt.key_indexes);
-  default: return MUPROC_EINVAL;
-  }
-}
-
-uint32_t muproc_creation(void) { return muproc_rt.creation; }
-
-uint64_t muproc_make_ref(void) {
-  return atomic_fetch_add(&muproc_rt.next_ref, 1);
-}
-
-int wait_on_word(_Atomic int *word, int expected, int64_t deadline) {
-  struct timespec ts, *tsp = NULL;
-  if (deadline != MUPROC_FOREVER) {
-    if (muproc_now_ns() >= deadline)
-      return MUPROC_ETIMEDOUT;
-    ts.tv_sec = deadline / 1000000000;
-    ts.tv_nsec = deadline % 1000000000;
-    tsp = &ts;
-  }
-  /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
-   * spurious wake-up never stretches the total wait. */
-  long r = syscall(SYS_futex, (int *)word, FUTEX_WAIT_BITSET_PRIVATE,
-                   expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
-  if (r == -1 && errno == ETIMEDOUT)
-    return MUPROC_ETIMEDOUT;
-  return 0;
-}
-
-void wake_word(_Atomic int *word, int count) {
-  syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }

@@ -20,7 +20,7 @@ struct timer {
 static struct {
   pthread_mutex_t lock;
   struct timer **heap;
-  size_t n, cap;
+  uint32_t n, cap;
   _Atomic int seq; /* futex word: bumped when the earliest deadline moves */
   bool stop;
   pthread_t thread;
@@ -57,14 +57,8 @@ static void sift_down(size_t i) {
 }
 
 static int heap_push(struct timer *t) {
-  if (tm.n == tm.cap) {
-    size_t cap = tm.cap ? tm.cap * 2 : 64;
-    struct timer **heap = realloc(tm.heap, cap * sizeof *heap);
-    if (!heap)
-      return MUPROC_ENOMEM;
-    tm.heap = heap;
-    tm.cap = cap;
-  }
+  if (ARRAY_ROOM(tm.heap, tm.n, tm.cap, 64) != 0)
+    return MUPROC_ENOMEM;
   t->index = tm.n;
   tm.heap[tm.n++] = t;
   sift_up(t->index);

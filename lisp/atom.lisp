@@ -70,6 +70,24 @@ can't be an atom (empty, or longer than 255 bytes)."
     (remember-atom-keyword id keyword)
     keyword))
 
+;;; As a value (not a key), the atom 'true' is T: T travels to C as
+;;; 'true', and a C muproc's 'true' (a trapped link notice's :link, say)
+;;; comes back as T.  So :TRUE itself travels between Lisp muprocs by
+;;; reference, like any object without an atom.
+
+(declaim (inline value-atom))
+(defun value-atom (keyword)
+  "The atom id KEYWORD travels as when it is a value for a Lisp receiver,
+or NIL when it must travel by reference."
+  (and (not (eq keyword :true)) (keyword-atom keyword)))
+
+(declaim (inline atom-value))
+(defun atom-value (id)
+  "The Lisp value of atom ID received as a value: its keyword, or T for
+'true'."
+  (let ((keyword (atom-keyword id)))
+    (if (eq keyword :true) t keyword)))
+
 (defun atom-string (id)
   "The name of atom ID as a Lisp string."
   (cffi:with-foreign-object (len :size)

@@ -76,8 +76,10 @@ run a timer's function, run an interrupt."
          (setf (%muproc-kill-reason *current-muproc*) (list reason)))
        (throw '%muproc-exit reason)))
     ((= kind muproc.ffi:+k-exit+)
-     ;; Trapping muprocs never get here: libmuproc turns their exit
-     ;; signals into (:terminated ...) messages.
+     ;; Trapping muprocs never get here: libmuproc turns an exit signal
+     ;; into a (:terminated ...) message when a muproc that traps exits
+     ;; takes it from its lane, so trapping is decided now, not when the
+     ;; signal was sent.
      (let ((reason (getf plist :reason)))
        (throw '%muproc-exit
          (if (getf plist :link)
@@ -176,18 +178,20 @@ Returns true if MUPROC was alive."
 one): unwind the current muproc (UNWIND-PROTECT cleanups run) and exit it;
 does not return.  With another MUPROC: send it an exit signal, which
 reaches it even while it sleeps, waits in a receive or computes (it acts
-at its next safe point); a muproc that traps exits gets the message
-(:terminated SENDER :reason REASON) instead.  Returns true if MUPROC was
-alive, else NIL."
+at its next safe point); a muproc that traps exits at that point gets the
+message (:terminated SENDER :reason REASON) instead.  Returns true if
+MUPROC was alive, else NIL."
   (cond ((or (null muproc) (eq muproc *current-muproc*))
          (current-muproc-or-lose "MUPROC-EXIT")
          (throw '%muproc-exit reason))
         ((%muproc-exited muproc) nil)
-        (t (sb-sys:without-interrupts
-             (multiple-value-bind (type value handle) (reason-term reason)
-               (let ((rc (muproc.ffi:%send-exit (%muproc-pid muproc) type value)))
-                 (when handle (release-standalone-handle handle))
-                 (zerop rc)))))))
+        (t (let ((rc (sb-sys:without-interrupts
+                       (multiple-value-bind (type value handle) (reason-term reason)
+                         (prog1 (muproc.ffi:%send-exit (%muproc-pid muproc) type value)
+                           (when handle (release-standalone-handle handle)))))))
+             (when (= rc muproc.ffi:+enomem+)
+               (error 'muproc-runtime-error :code rc :operation "muproc_send_exit"))
+             (zerop rc)))))
 
 (defun muproc-kill (muproc &optional (reason :killed))
   "Make MUPROC exit with REASON (default :KILLED); it can't trap this.
@@ -210,7 +214,8 @@ dynamic environment.  Returns true if MUPROC was alive."
 caller must release once libmuproc has taken its own reference."
   (typecase reason
     (null (values muproc.ffi:+t-nil+ 0 nil))
-    (keyword (values muproc.ffi:+t-atom+ (keyword-atom reason) nil))
+    ((and keyword (satisfies value-atom))
+     (values muproc.ffi:+t-atom+ (value-atom reason) nil))
     (t (let ((handle (new-standalone-handle reason)))
          (values muproc.ffi:+t-handle+ handle handle)))))
 

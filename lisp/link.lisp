@@ -70,7 +70,10 @@ With FLUSH, a message of that monitor already queued is removed too."
 (defun muproc-set-trap-exits (flag &optional (muproc (muproc-current-process)))
   "Make MUPROC (default: the current one) trap exits when FLAG is true:
 exits of linked muprocs and exit signals then arrive as messages
-(:terminated muproc :reason reason) instead of ending it.  MUPROC-KILL is
+(:terminated muproc :reason reason) instead of ending it, with :LINK T
+when the exit came over a link.  What counts is the setting when MUPROC
+acts on an exit signal, not when it was sent: turning trapping on also
+traps the exit signals already sent but not yet acted on.  MUPROC-KILL is
 never trapped.  Returns the previous setting."
   (unless muproc
     (error 'muproc-not-in-muproc :operation "MUPROC-SET-TRAP-EXITS"))

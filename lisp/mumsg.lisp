@@ -161,7 +161,7 @@ by libmuproc) unless it is immediate."
   (typecase value
     (null (put-value pairs i muproc.ffi:+t-nil+ 0))
     (fixnum (put-value pairs i muproc.ffi:+t-int+ value))
-    (t (let ((atom (and (keywordp value) (keyword-atom value))))
+    (t (let ((atom (and (keywordp value) (value-atom value))))
          (if atom
              (put-value pairs i muproc.ffi:+t-atom+ atom)
              (put-value pairs i muproc.ffi:+t-handle+ 0))))))
@@ -249,7 +249,7 @@ caller.  LISP-RECEIVER-P chooses by-reference values."
     (cond
       ((= type muproc.ffi:+t-nil+) nil)
       ((= type muproc.ffi:+t-int+) (pair-ref pairs i :int64 8))
-      ((= type muproc.ffi:+t-atom+) (atom-keyword (pair-ref pairs i :uint64 8)))
+      ((= type muproc.ffi:+t-atom+) (atom-value (pair-ref pairs i :uint64 8)))
       ((= type muproc.ffi:+t-handle+) (handle-object (pair-ref pairs i :uint64 8)))
       ((= type muproc.ffi:+t-double+) (pair-ref pairs i :double 8))
       ((or (= type muproc.ffi:+t-string+) (= type muproc.ffi:+t-binary+))

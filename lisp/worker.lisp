@@ -93,10 +93,14 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
     (sb-thread:with-mutex (*exit-lock*)
       (announce-exit-event))))
 
-(defun abandon-spawn (muproc)
-  "Undo a spawn whose muproc never ran."
+(defun abandon-spawn (muproc &optional linked-to)
+  "Undo a spawn whose muproc never ran, leaving no trace: no name, and no
+link to LINKED-TO (the spawner of a :LINK T spawn), so that its exit
+tells nobody."
   (sb-sys:without-interrupts
     (let ((pid (%muproc-pid muproc)))
+      (when linked-to
+        (muproc.ffi:%unlink (%muproc-pid linked-to) pid))
       (sb-ext:with-locked-hash-table (*muproc-names*)
         (when (eq (gethash (%muproc-name muproc) *muproc-names*) muproc)
           (remhash (%muproc-name muproc) *muproc-names*)))
@@ -107,8 +111,9 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
       ;; It never had a receiver: releasing frees whatever was sent to it.
       (muproc.ffi:%proc-release pid))))
 
-(defun start-worker (muproc)
-  "Hand MUPROC to a parked worker, or start a new worker thread for it."
+(defun start-worker (muproc linked-to)
+  "Hand MUPROC to a parked worker, or start a new worker thread for it.
+LINKED-TO: the muproc it was linked to at spawn, or NIL."
   (let ((rc (muproc.ffi:%worker-offer (%muproc-pid muproc))))
     (cond ((zerop rc))
           ((= rc muproc.ffi:+worker-needed+)
@@ -121,11 +126,11 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
                     (setf ok t))
                (unless ok
                  (muproc.ffi:%worker-unreserve)
-                 (abandon-spawn muproc)))))
+                 (abandon-spawn muproc linked-to)))))
           ((= rc muproc.ffi:+ethreads+)
-           (abandon-spawn muproc)
+           (abandon-spawn muproc linked-to)
            (error 'muproc-thread-limit :cap (muproc.ffi:%thread-cap)))
-          (t (abandon-spawn muproc)
+          (t (abandon-spawn muproc linked-to)
              (error 'muproc-runtime-error :code rc :operation "muproc_worker_offer")))))
 
 (defun muproc-spawn (name function arglist &key errorstream initial-bindings
@@ -177,9 +182,10 @@ reached; nothing is started then."
       (when trap-exits
         (muproc.ffi:%set-trap-exits (%muproc-pid muproc) 1))
       (when link
-        (muproc.ffi:check (muproc.ffi:%link (%muproc-pid *current-muproc*)
-                                            (%muproc-pid muproc))
-                          "muproc_link"))
-      (start-worker muproc)
+        (let ((rc (muproc.ffi:%link (%muproc-pid *current-muproc*) (%muproc-pid muproc))))
+          (unless (zerop rc)
+            (abandon-spawn muproc)
+            (error 'muproc-runtime-error :code rc :operation "muproc_link"))))
+      (start-worker muproc (and link *current-muproc*))
       muproc)))
 

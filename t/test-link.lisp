@@ -196,6 +196,66 @@ reason)."
         (is (eq ender (first notice)) "~s: notice names ~s" ending (first notice))
         (is (eq reason (second notice)) "~s: notice reason ~s" ending (second notice))))))
 
+;;; Issue 10, item 7: trapping used to be decided by the sender, when the
+;;; signal was sent; a muproc that turned trapping on before acting on a
+;;; signal already queued still died of it.
+(deftest link.trapping-is-decided-when-the-signal-is-acted-on ()
+  "A muproc that does not trap exits is sent an exit signal while it can't
+act on it (busy with interrupts deferred), then turns trapping on: at its
+next safe point it receives (:terminated sender :reason reason) instead of
+exiting, and goes on to exit normally."
+  (destructuring-bind (target-reason notice)
+      (muproc (20)
+        (let* ((me (muproc-current-process))
+               (signal-sent (list nil))
+               (target (muproc-spawn
+                        nil
+                        (lambda ()
+                          (sb-sys:without-interrupts
+                            (mumsg-send me :ready t)
+                            ;; Spin, not wait: nothing here acts on signals.
+                            (let ((deadline (+ (now) 10)))
+                              (loop until (or (car signal-sent) (> (now) deadline))
+                                    do (sb-thread:barrier (:read))))
+                            (muproc-set-trap-exits t))
+                          (mumsg-receive (from :timeout 5)
+                            ((terminated reason) t
+                             (mumsg-send me :notice (list terminated reason
+                                                          (mumsg-get *muproc-packet* :link))))
+                            (:timeout (mumsg-send me :notice :none))))
+                        nil)))
+          (mumsg-receive (from) ((ready) (eq from target)))
+          (muproc-exit :stop target)
+          (setf (car signal-sent) t)
+          (list (muproc-wait-for-exit target :timeout 10)
+                (mumsg-receive (from :timeout 5)
+                  ((notice) (eq from target) notice)
+                  (:timeout :no-report)))))
+    (is (eq :normal target-reason) "the target exited with ~s" target-reason)
+    (is (and (consp notice) (eq :stop (second notice)) (null (third notice)))
+        "the target received ~s" notice)))
+
+;;; Issue 10: a trapped link notice carried :LINK :TRUE.
+(deftest link.trapped-link-notice-says-link-t ()
+  "The notice a trapping muproc gets for an exit over a link says :LINK T;
+one for an exit signal sent by MUPROC-EXIT has no :LINK."
+  (destructuring-bind (over-link sent)
+      (muproc ()
+        (muproc-set-trap-exits t)
+        (let* ((me (muproc-current-process))
+               (child (muproc-spawn nil (lambda () nil) nil :link t)))
+          (list (mumsg-receive (from :timeout 5)
+                  ((terminated) (eq terminated child) (mumsg-plist *muproc-packet*))
+                  (:timeout :no-notice))
+                (let ((sender (muproc-spawn nil (lambda () (muproc-exit :by-hand me)) nil)))
+                  (mumsg-receive (from :timeout 5)
+                    ((terminated) (eq terminated sender) (mumsg-plist *muproc-packet*))
+                    (:timeout :no-notice))))))
+    (is (and (listp over-link) (eq t (getf over-link :link))) "notice: ~s" over-link)
+    (is (and (listp sent) (eq :by-hand (getf sent :reason))
+             (eq :none (getf sent :link :none)))
+        "notice: ~s" sent)))
+
 (defun output-lines (text)
   "TEXT split into lines, without the empty string after a final newline."
   (let ((lines (uiop:split-string text :separator '(#\Newline))))

@@ -93,6 +93,29 @@ them, whatever the keys: a received *MUPROC-PACKET* has the same plist."
      :timeout 10)
     (is (equal plist got))))
 
+(deftest mumsg.true-and-t-between-lisp-muprocs ()
+  "Between Lisp muprocs both T and :TRUE arrive as sent (the atom 'true'
+is T when received, so :TRUE travels by reference), as values and as exit
+reasons in a trapped notice."
+  (let ((got nil))
+    (muproc-wait-for-exit
+     (let ((r (muproc-spawn nil (lambda ()
+                                  (mumsg-receive (from)
+                                    ((a b) t (setf got (list a b)))))
+                            nil)))
+       (mumsg-send r :a t :b :true)
+       r)
+     :timeout 10)
+    (is (equal '(t :true) got)))
+  (is (equal '(:true :true)
+             (muproc ()
+               (muproc-set-trap-exits t)
+               (let ((child (muproc-spawn nil (lambda () (muproc-exit :true)) nil :link t)))
+                 (mumsg-receive (from :timeout 5)
+                   ((terminated reason) (eq terminated child)
+                    (list reason (muproc-wait-for-exit child :timeout 5)))
+                   (:timeout :no-notice)))))))
+
 (deftest mumsg.many-pairs-by-reference ()
   "A mumsg with more pairs than fit the encoder's stack buffer arrives
 whole and in order, its values by reference (EQ), and leaves no handle
@@ -168,7 +191,8 @@ PAIR-TERM lists and its plist as the Lisp decoder reads it."
 (deftest mumsg.terms-for-a-c-receiver ()
   "Towards a C muproc every value becomes a term: integers, doubles (a
 single float widened), atoms (T as 'true'), UTF-8 strings, binaries,
-pids, refs and NIL, in order; the Lisp decoder reads them back (the pid as
+pids, refs and NIL, in order; the Lisp decoder reads them back ('true' as
+T, the pid as
 the very muproc, the tag as an equal tag).  A value with no term is
 MUMSG-UNSENDABLE-VALUE at the send site, and nothing is sent or leaked."
   (let ((tag (muproc-make-tag))
@@ -205,7 +229,7 @@ MUMSG-UNSENDABLE-VALUE at the send site, and nothing is sent or leaked."
                    (:r ,muproc.ffi:+t-ref+ ,(muproc::muproc-tag-id tag)))
                  terms))
       (is (equalp (list :s hello :e "" :b octets :d 2.5d0 :f 1.5d0
-                        :i (expt 2 40) :m -5 :n nil :a :square :t :true)
+                        :i (expt 2 40) :m -5 :n nil :a :square :t t)
                   (subseq plist 0 20)))
       (is (eq sender (getf plist :p)))
       (is (muproc-msgtag= tag (getf plist :r))))))

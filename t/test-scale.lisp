@@ -129,6 +129,51 @@ muprocs are released spawning works again."
       (setf (muproc-thread-cap) old-cap))
     (is (= old-cap (muproc-thread-cap)))))
 
+;;; Issue 10, item 5: the refused spawn's link used to stay, and its
+;;; abandoned muproc's exit killed the spawner with (:LINKED-TO-EXIT NIL
+;;; :FOR-REASON NIL), or queued a notice of it for a trapping spawner.
+(deftest scale.linked-spawn-refused-at-the-cap-leaves-no-trace (:timeout 60)
+  "A spawn with :LINK T refused at the thread cap signals
+MUPROC-THREAD-LIMIT in its caller and leaves no trace, whether the caller
+traps exits or not: the caller keeps running and exits normally, it has no
+link, no notice or exit signal of the muproc that never ran comes, and the
+name is free."
+  (let ((old-cap (muproc-thread-cap)))
+    (unwind-protect
+         (dolist (trap '(nil t))
+           (is-true (await #'workers-settled-p :timeout 10))
+           (let* ((observed nil)
+                  (caller
+                    (muproc-spawn
+                     nil
+                     (lambda ()
+                       ;; With no parked worker and the cap at our own
+                       ;; thread, the next spawn can't get a worker.
+                       (muproc-trim-workers)
+                       (setf (muproc-thread-cap) 1)
+                       (let ((refused (handler-case
+                                          (muproc-spawn 'cap-link-test #'scale-wait nil :link t)
+                                        (muproc-thread-limit (c) c))))
+                         (setf (muproc-thread-cap) old-cap)
+                         (setf observed
+                               (list refused (muproc-links)
+                                     ;; A receive: a safe point where a
+                                     ;; pending exit signal is acted on.
+                                     (next-message-after-marker)
+                                     (muproc-find 'cap-link-test)))))
+                     nil :trap-exits trap)))
+             (is (eq :normal (muproc-wait-for-exit caller :timeout 20))
+                 "trap-exits ~s: the caller exited with ~s" trap
+                 (muproc-wait-for-exit caller :timeout 0))
+             (destructuring-bind (&optional refused links after found) observed
+               (is (typep refused 'muproc-thread-limit)
+                   "trap-exits ~s: the spawn returned ~s" trap refused)
+               (is (null links) "trap-exits ~s: links left: ~s" trap links)
+               (is (eq :only-marker after) "trap-exits ~s: a notice came: ~s" trap after)
+               (is (null found) "trap-exits ~s: the name is taken" trap))))
+      (setf (muproc-thread-cap) old-cap))
+    (is (= old-cap (muproc-thread-cap)))))
+
 (deftest scale.sequential-spawns-reuse-workers (:timeout 120)
   "20,000 short muprocs spawned one after another all exit normally and run
 on a handful of reused worker threads (never a thread per muproc)."

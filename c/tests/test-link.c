@@ -213,8 +213,9 @@ static void link_two_way(void) {
   MUPROC_FINISH();
 }
 
-/* A process trapping exits gets an ordinary message instead, queued after
- * what was already there, even past its capacity. */
+/* A process trapping exits gets an ordinary message instead: the exit
+ * signal waits in the priority lane until the receiver takes it, then
+ * joins the queue after what was already there, even past its capacity. */
 static void link_trap_exits(void) {
   muproc_pid_t self, a, dead;
   muproc_msg_t *m, *extra;
@@ -235,8 +236,8 @@ static void link_trap_exits(void) {
   CHECK_RC(muproc_send(self, extra), MUPROC_EFULL); /* full */
   muproc_msg_free(extra);
   CHECK_OK(muproc_proc_exit(a, MUPROC_T_ATOM, a_boom));
-  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
-  CHECK_EQ_INT(muproc_mbox_count(self), 3);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
   for (i = 1; i <= 2; i++) {
     m = next_msg(self, MUPROC_NOWAIT);
     CHECK_EQ_INT(n_of(m), i);
@@ -264,7 +265,7 @@ static void link_trap_exits(void) {
   dead = created(0);
   exit_release(dead, a_normal);
   CHECK_OK(muproc_link(self, dead));
-  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
   m = next_msg(self, MUPROC_NOWAIT);
   CHECK_TRAPPED(m, dead, MUPROC_T_ATOM, a_noproc, 1);
   muproc_msg_free(m);
@@ -683,9 +684,7 @@ static void link_fan(void) {
       JOIN(t[i]);
     CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
     CHECK_EQ_INT(muproc_links(self, NULL, 0), 0);
-    CHECK_EQ_INT(round ? muproc_mbox_count(self)
-                       : muproc_mbox_signal_count(self),
-                 n);
+    CHECK_EQ_INT(muproc_mbox_signal_count(self), n); /* trapped or not */
     memset(seen, 0, (size_t)n);
     for (i = 0; i < n; i++) {
       muproc_msg_t *m = round ? next_msg(self, MUPROC_NOWAIT)
@@ -787,8 +786,8 @@ static void send_exit(void) {
   s.value = a_bye;
   t = THREAD(send_exit_from, &s);
   JOIN(t);
-  CHECK_EQ_INT(muproc_mbox_signal_count(self), 0);
-  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1);
   m = next_msg(self, MUPROC_NOWAIT);
   CHECK_EQ_INT(n_of(m), 1);
   muproc_msg_free(m);
@@ -840,6 +839,119 @@ static void send_exit_dead_handle(void) {
   MUPROC_FINISH();
 }
 
+/* ---- out of memory --------------------------------------------------- */
+
+/* A link reserves both of its exit signals when it is made: with every
+ * message allocation failing from then on, exits still tell each end,
+ * trapped or not.  A link that can't reserve them is refused with
+ * MUPROC_ENOMEM and leaves nothing behind: no link, no message, no
+ * notice, not even the noproc one.  (Issue 10, item 6: exits used to
+ * drop the signal when its allocation failed.) */
+static void link_out_of_memory(void) {
+  muproc_pid_t self, a, b, dead;
+  muproc_msg_t *m;
+  int64_t messages;
+
+  init_ok(0);
+  self = bind_self(0);
+  a = created(0);
+  b = created(0);
+  CHECK_OK(muproc_link(self, a));
+  CHECK_OK(muproc_link(b, self));
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 4); /* reserved */
+  CHECK_EQ_INT(muproc_testing_msg_alloc_limit(0), -1);
+  CHECK(muproc_msg_new(1, 0) == NULL); /* the hook works */
+  exit_release(a, a_bye);
+  m = next_signal(self, MUPROC_NOWAIT);
+  CHECK_EXIT_SIGNAL(m, a, MUPROC_T_ATOM, a_bye, 1);
+  muproc_msg_free(m);
+  CHECK(muproc_proc_set_trap_exits(self, 1) >= 0);
+  exit_release(b, a_boom);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_TRAPPED(m, b, MUPROC_T_ATOM, a_boom, 1);
+  muproc_msg_free(m);
+  check_empty(self);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
+
+  /* Refused: no memory at all, or for the second notice only. */
+  messages = muproc_stat(MUPROC_STAT_MESSAGES);
+  a = created(0);
+  dead = created(0);
+  exit_release(dead, a_normal);
+  for (int limit = 0; limit < 2; limit++) {
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(self, a), MUPROC_ENOMEM);
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(a, self), MUPROC_ENOMEM);
+    muproc_testing_msg_alloc_limit(limit);
+    CHECK_RC(muproc_link(self, dead), MUPROC_ENOMEM);
+    CHECK_EQ_INT(muproc_links(self, NULL, 0), 0);
+    CHECK_EQ_INT(muproc_links(a, NULL, 0), 0);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_LINKS), 0);
+    CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), messages);
+  }
+  CHECK_RC(muproc_send_exit(a, MUPROC_T_ATOM, a_bye), MUPROC_ENOMEM);
+  check_empty(a);
+  exit_release(a, a_bye); /* not linked: tells nobody */
+  check_empty(self);
+
+  /* With memory back, a link is made and its exit told as ever. */
+  CHECK_EQ_INT(muproc_testing_msg_alloc_limit(-1), 0);
+  a = created(0);
+  CHECK_OK(muproc_link(self, a));
+  CHECK_OK(muproc_unlink(self, a)); /* frees both reserved signals */
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), messages);
+  exit_release(a, a_bye);
+  check_empty(self);
+  exit_release(self, a_normal);
+  MUPROC_FINISH();
+}
+
+/* ---- trapping is decided on receipt ------------------------------------ */
+
+/* Whether an exit signal is trapped is decided when its receiver takes it
+ * in, not when it is sent: trapping turned on after the signal was queued
+ * gets the message; turned off, the signal.  The trapped message keeps
+ * its place of arrival: after the messages sent before the exit, before
+ * those sent after it.  (Issue 10, item 7: the sender used to decide.) */
+static void trap_decided_on_receipt(void) {
+  muproc_pid_t self, a;
+  muproc_msg_t *m, *first;
+
+  init_ok(0);
+  self = bind_self(0);
+  CHECK_EQ_INT(muproc_proc_trap_exits(self), 0);
+  a = created(0);
+  CHECK_OK(muproc_link(self, a));
+  first = msg_n(1);
+  CHECK_OK(muproc_send(self, first));
+  exit_release(a, a_boom);
+  CHECK_OK(muproc_send(self, msg_n(2)));
+  CHECK_EQ_INT(muproc_mbox_signal_count(self), 1);
+  CHECK_EQ_INT(muproc_mbox_count(self), 2);
+  CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 1), 0);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_EQ_INT(n_of(m), 1);
+  muproc_msg_free(m);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_TRAPPED(m, a, MUPROC_T_ATOM, a_boom, 1);
+  muproc_msg_free(m);
+  m = next_msg(self, MUPROC_NOWAIT); /* sent after the exit: after it */
+  CHECK_EQ_INT(n_of(m), 2);
+  muproc_msg_free(m);
+  check_empty(self);
+
+  /* Sent while trapping, taken after trapping was turned off: a signal. */
+  CHECK_OK(muproc_send_exit(self, MUPROC_T_ATOM, a_bye));
+  CHECK_EQ_INT(muproc_proc_set_trap_exits(self, 0), 1);
+  m = next_signal(self, MUPROC_NOWAIT);
+  CHECK_EXIT_SIGNAL(m, self, MUPROC_T_ATOM, a_bye, 0);
+  muproc_msg_free(m);
+  check_empty(self);
+  exit_release(self, a_normal);
+  MUPROC_FINISH();
+}
+
 /* ---- handles as exit reasons ------------------------------------------- */
 
 /* Every notice holds its own reference to a handle reason: the handle
@@ -871,7 +983,7 @@ static void exit_reason_handle(void) {
   CHECK_EQ_INT(muproc_handle_live(h), 1);     /* the notices' */
   CHECK_EQ_INT(muproc_mbox_signal_count(l1), 1);
   CHECK_EQ_INT(muproc_mbox_signal_count(l2), 1);
-  CHECK_EQ_INT(muproc_mbox_count(l3), 1);
+  CHECK_EQ_INT(muproc_mbox_signal_count(l3), 1); /* trapped when taken */
 
   exit_release(l1, a_normal); /* frees its notice */
   CHECK_EQ_INT(muproc_handle_live(h), 1);
@@ -1086,6 +1198,8 @@ static const struct tap_case cases[] = {
     TAP_CASE(send_exit),
     TAP_CASE(send_exit_dead_handle),
     TAP_CASE(exit_reason_handle),
+    TAP_CASE(link_out_of_memory),
+    TAP_CASE(trap_decided_on_receipt),
     TAP_CASE(poke_busy_lisp_process),
     TAP_CASE(poke_waiting_receiver),
     TAP_CASE(poke_wait_timeout),
