@@ -348,3 +348,55 @@ clause (as in cl-muproc); other clauses still see the sender."
                  (mumsg-send me :other 1)
                  (list (mumsg-receive (from) ((from) t from))
                        (mumsg-receive (from) ((other) t (eq from me)))))))))
+
+;;; A timer function may call a generic server and flush a monitor while
+;;; its muproc waits in a receive.
+
+(defpackage #:muproc-tests.receive-safety-echo
+  (:use #:common-lisp #:muproc #:muproc.generic-server)
+  (:documentation "A generic server that answers what it is given."))
+
+(in-package #:muproc-tests.receive-safety-echo)
+
+(defun initialize () nil)
+
+(muproc-define-call-handler echo (state from x)
+  x)
+
+(in-package #:muproc-tests)
+
+(deftest receive-safety.timer-function-calls-and-demonitors-while-waiting ()
+  "While its muproc waits in a receive, a timer function makes a generic
+call and removes a monitor whose notice is queued (:flush t)."
+  (destructuring-bind (answer flushed queued)
+      (muproc ()
+        (let* ((me (muproc-current-process))
+               (server (muproc-spawn nil (lambda ()
+                                           (muproc.generic-server:muproc-generic-start
+                                            :package :muproc-tests.receive-safety-echo))
+                                     nil))
+               (doomed (muproc-spawn nil (lambda () (mumsg-receive (from) ((go) t))) nil))
+               (m (muproc-spawn
+                   nil (lambda ()
+                         (let ((tag (muproc-monitor doomed)))
+                           (mumsg-send doomed :go t)
+                           ;; Once the notice is queued, have the timer run.
+                           (mumsg-receive (from) ((terminated monitor) (muproc-msgtag= monitor tag)
+                                                  (mumsg-send *muproc-inport* :terminated terminated
+                                                                              :monitor monitor)))
+                           (muproc-schedule-relative
+                            (lambda ()
+                              (mumsg-send me
+                                          :answer (muproc-tests.receive-safety-echo::echo* server 42)
+                                          :flushed (muproc-demonitor tag :flush t)
+                                          :queued (muproc-unmatched-input-count)))
+                            0.01)
+                           (mumsg-receive (from) ((stop) t))))
+                   nil)))
+          (prog1 (mumsg-receive (from) ((answer flushed queued) t (list answer flushed queued)))
+            (mumsg-send m :stop t)
+            (muproc-wait-for-exit m :timeout 10)
+            (muproc.generic-server:muproc-generic-stop server))))
+    (is (eql 42 answer))
+    (is (null flushed) "the monitor had fired: demonitor returns NIL")
+    (is (zerop queued) "the queued notice was flushed")))
