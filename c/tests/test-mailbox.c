@@ -769,11 +769,12 @@ static void mbox_receive_mark(void) {
   /* The mark went back to 0: 3 is next. */
   CHECK_OK(muproc_recv_next(self, 0, NULL, MUPROC_NOWAIT, &m, NULL, &set));
   CHECK_EQ_INT(n_of(m), 3);
-  /* A pointer to a taken message is stale: refused, not followed. */
+  /* A pointer to a taken message is no cursor any more: refused, not
+   * followed into the queue it left (its links are poisoned). */
   CHECK_OK(muproc_recv_take_mark(self, &x));
-  muproc_msg_free(x);
   CHECK_RC(muproc_recv(self, x, NULL, MUPROC_NOWAIT, &m), MUPROC_EINVAL);
   CHECK_RC(muproc_recv_take(self, x), MUPROC_EINVAL);
+  muproc_msg_free(x);
   /* Restart: from the oldest again. */
   CHECK_OK(muproc_recv_next(self, MUPROC_RECV_RESTART, NULL, MUPROC_NOWAIT, &m, NULL, &set));
   CHECK_EQ_INT(n_of(m), 0);
