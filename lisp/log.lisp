@@ -28,17 +28,74 @@ lock is recursive), but must not wait for another muproc, which may be
 waiting for the lock: keep BODY short."
   `(sb-thread:with-recursive-lock (*log-lock*) ,@body))
 
+(defmacro with-log-printing (&body body)
+  "Run BODY with the printer settings of every log line: shared and
+circular structure printed with #n= labels, long lists and deep nesting
+cut short, never readably.  Whatever a muproc logs, printing it ends.
+The debugger's settings are the same, for backtraces."
+  `(let* ((*print-circle* t)
+          (*print-length* 50)
+          (*print-level* 10)
+          (*print-readably* nil)
+          (sb-debug:*debug-print-variable-alist*
+            (list* (cons '*print-circle* *print-circle*)
+                   (cons '*print-length* *print-length*)
+                   (cons '*print-level* *print-level*)
+                   (cons '*print-readably* *print-readably*)
+                   sb-debug:*debug-print-variable-alist*)))
+     ,@body))
+
+(defun log-line (format-control arguments)
+  "The text of a log line of the current muproc: its time, its name and
+FORMAT-CONTROL applied to ARGUMENTS, or a note saying they could not be
+printed."
+  (let ((prefix (format nil "~a ~a" (log-timestamp)
+                        (let ((m *current-muproc*))
+                          (if (and m (%muproc-name m))
+                              (with-log-printing (princ-to-string (%muproc-name m)))
+                              "-")))))
+    (handler-case
+        (with-log-printing (format nil "~a ~?" prefix format-control arguments))
+      (serious-condition (c)
+        (format nil "~a [a log line could not be printed: ~a]" prefix (type-of c))))))
+
+(defun write-log-line (line stream)
+  "Write LINE to STREAM, or else to *ERROR-OUTPUT*, or else nowhere: a log
+line never makes its writer fail."
+  (flet ((try (stream)
+           (handler-case
+               (muproc-with-errorstream-lock
+                 (write-line line stream)
+                 (force-output stream)
+                 t)
+             (serious-condition () nil))))
+    (or (try stream) (try *error-output*))))
+
 (defun muproc-log-errorstream (format-control &rest arguments)
   "Write one line \"HH:MM:SS.mmm NAME text\" to the current muproc's
 errorstream (*TRACE-OUTPUT* outside a muproc) and flush it.  The text is
-FORMAT-CONTROL applied to ARGUMENTS.  Lines from different muprocs never
-interleave.  Returns NIL."
-  (let ((stream (or *muproc-errorstream* *trace-output*))
-        (line (format nil "~a ~a ~?" (log-timestamp)
-                      (let ((m *current-muproc*))
-                        (if (and m (%muproc-name m)) (princ-to-string (%muproc-name m)) "-"))
-                      format-control arguments)))
-    (muproc-with-errorstream-lock
-      (write-line line stream)
-      (force-output stream))
-    nil))
+FORMAT-CONTROL applied to ARGUMENTS, printed with *PRINT-CIRCLE* true and
+bounded *PRINT-LENGTH* and *PRINT-LEVEL*, so any value can be logged.
+Lines from different muprocs never interleave.  Never signals: if the
+errorstream fails (closed, say) the line goes to *ERROR-OUTPUT*; if the
+text can't be printed a note says so.  Returns NIL."
+  (write-log-line (log-line format-control arguments)
+                  (or *muproc-errorstream* *trace-output*))
+  nil)
+
+(defun report-text (condition)
+  "CONDITION's report, printed as log lines are, or a note saying it could
+not be printed."
+  (handler-case (with-log-printing (princ-to-string condition))
+    (serious-condition (c)
+      (format nil "[the report of this ~a failed: ~a]" (type-of condition) (type-of c)))))
+
+(defun backtrace-text (count)
+  "The innermost COUNT frames of the current thread's backtrace, printed
+as log lines are, or a note saying they could not be printed."
+  (handler-case
+      (with-log-printing
+        (with-output-to-string (s)
+          (sb-debug:print-backtrace :stream s :count count)))
+    (serious-condition (c)
+      (format nil "[the backtrace could not be printed: ~a]" (type-of c)))))
