@@ -79,14 +79,19 @@ image."
         (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>."
                                 name name (first reason))))))
 
+(defun idle-deadline ()
+  "When a worker parked now should end.  A bad *MUPROC-WORKER-IDLE-SECONDS*
+(set by hand) counts as the default: it must not end the worker, and the
+image with it."
+  (flet ((after (seconds) (timer-deadline seconds "*MUPROC-WORKER-IDLE-SECONDS*")))
+    (handler-case (after *muproc-worker-idle-seconds*)
+      (muproc-invalid-argument () (after 10)))))
+
 (defun park-worker ()
   "Park until handed the next muproc; NIL when this worker should end."
   (cffi:with-foreign-object (out :uint64)
     (let ((rc (sb-sys:without-interrupts
-                (muproc.ffi:%worker-park
-                 (+ (muproc.ffi:%now-ns)
-                    (round (* *muproc-worker-idle-seconds* 1000000000)))
-                 out))))
+                (muproc.ffi:%worker-park (idle-deadline) out))))
       (when (zerop rc)
         (live-muproc (cffi:mem-ref out :uint64))))))
 

@@ -363,14 +363,17 @@ racing their destinations' exits."
                (let ((destination (spawn-idle)))
                  (muproc-send-after 30 destination :payload (list :inside))
                  (go-and-wait destination (lambda () nil))
-                 (muproc-unschedule-timer
-                  (muproc-send-after 30 *muproc-inport* :payload (list :later)))
+                 ;; No new handle: it would reuse the freed slot.
+                 (muproc-unschedule-timer (muproc-send-after 30 *muproc-inport* :x 1))
                  (lisp-handles))))
       "set by a muproc that lives on")
-  (let ((destinations (loop repeat 500 collect (muproc-spawn nil (lambda ()) nil))))
+  (let ((destinations (loop repeat 500 collect (spawn-idle))))
+    ;; Due at once, soon, or long after the destination's exit.
     (loop for d in destinations
           for i from 0
-          do (muproc-send-after 0 d :payload (list i)))
+          do (muproc-send-after (nth (mod i 3) '(0 0.001 30)) d :payload (list i)))
+    (dolist (d destinations)
+      (mumsg-send d :go (constantly nil)))
     (dolist (d destinations)
       (is (eq :normal (muproc-wait-for-exit d :timeout 10))))
     (is (zerop (lisp-handles)) "racing exits: ~d handles left" (lisp-handles))))
