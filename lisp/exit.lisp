@@ -214,7 +214,8 @@ without it).  Other exits may wake it too."
 
 (defun muproc-wait-for-exit (muproc &key timeout)
   "Wait until MUPROC has exited and been cleaned up, at most TIMEOUT
-seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
+seconds (NIL, or more than a century: no limit).  Returns (values REASON
+T) once it has exited,
 (values NIL NIL) on timeout.  Usable from any thread, muproc or not."
   (unless (muproc-p muproc)
     (invalid-argument "MUPROC-WAIT-FOR-EXIT" :muproc muproc "a muproc" 'muproc))
