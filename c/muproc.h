@@ -674,6 +674,13 @@ MUPROC_API int muproc_timer_signal(muproc_pid_t to, int64_t when,
 /* Cancel timer ID: 0 if it was pending (it will not fire again),
  * MUPROC_ENOENT if it already fired (one-shot) or is unknown. */
 MUPROC_API int muproc_timer_cancel(uint64_t id);
+/* A send-after to a full bounded inport is dropped, as any send to it is
+ * refused.  A timer message that is never delivered (dropped, or its
+ * destination or owner exited) and carries handles is kept until this
+ * returns it, one per call, to be freed by the caller (who learns that
+ * its handles may be dead); NULL when none is left.  muproc_timer_cancel
+ * frees the message at once instead: its caller knows its handles. */
+MUPROC_API muproc_msg_t *muproc_timer_reap(void);
 
 /* ------------------------------------------------------------------ */
 /* Workers: threads that run muprocs                                   */

@@ -3,7 +3,13 @@
  * One thread sleeps until the earliest deadline (CLOCK_MONOTONIC) and
  * delivers what is due.  It delivers while holding the heap lock, so a
  * cancel either finds the timer pending (and it never fires again) or
- * finds it gone: a repeating timer can't slip back in after a cancel. */
+ * finds it gone: a repeating timer can't slip back in after a cancel.
+ *
+ * A timer message that is never delivered (its destination or owner
+ * exited, or a bounded inport was full) may carry handles whose Lisp
+ * objects the Lisp side keeps in its own table until it learns the
+ * handles are dead.  Such messages are not freed here but kept on a
+ * list the Lisp side empties (muproc_timer_reap), freeing them itself. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -14,7 +20,8 @@ struct timer {
   muproc_pid_t to, owner;
   int kind; /* MUPROC_K_MESSAGE for send-after, MUPROC_K_TIMER */
   muproc_msg_t *msg;
-  size_t index; /* in the heap */
+  size_t index;        /* in the heap */
+  struct timer *next; /* on the dropped list */
 };
 
 static struct {
@@ -25,6 +32,9 @@ static struct {
   bool stop;
   pthread_t thread;
   bool running;
+  /* Undelivered timers whose messages carry handles, newest first. */
+  struct timer *dropped;
+  _Atomic size_t ndropped;
 } tm = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void swap(size_t i, size_t j) {
@@ -83,11 +93,31 @@ static void timer_free(struct timer *t) {
   free(t);
 }
 
+static bool carries_handles(const muproc_msg_t *m) {
+  for (uint32_t i = 0; m && i < m->npairs; i++)
+    if (m->pairs[i].type == MUPROC_T_HANDLE)
+      return true;
+  return false;
+}
+
+/* T is done without having delivered its message: free it, or keep it
+ * for muproc_timer_reap if its message carries handles.  Lock held. */
+static void timer_retire(struct timer *t) {
+  if (!carries_handles(t->msg)) {
+    timer_free(t);
+    return;
+  }
+  t->next = tm.dropped;
+  tm.dropped = t;
+  atomic_fetch_add(&tm.ndropped, 1);
+}
+
 /* Deliver what T is due to send; true if it stays armed. */
 static bool fire(struct timer *t) {
   if (t->kind == MUPROC_K_MESSAGE) {
-    /* Capacity was the sender's concern when it scheduled the timer. */
-    if (mailbox_deliver(t->to, t->msg, MUPROC_K_MESSAGE, true) == 0)
+    /* A bounded inport that is full refuses it as it refuses any send:
+     * the message is dropped and nothing queued is lost. */
+    if (mailbox_deliver(t->to, t->msg, MUPROC_K_MESSAGE, false) == 0)
       t->msg = NULL;
     return false;
   }
@@ -115,9 +145,9 @@ static void *timer_main(void *arg) {
         if (t->when < now) /* fell behind: don't fire a burst */
           t->when = now + t->repeat;
         if (heap_push(t) != 0)
-          timer_free(t);
+          timer_retire(t);
       } else {
-        timer_free(t);
+        timer_retire(t); /* its message is NULL once delivered */
       }
     }
     int64_t deadline = tm.n > 0 ? tm.heap[0]->when : MUPROC_FOREVER;
@@ -155,6 +185,12 @@ void timer_shutdown(void) {
     heap_remove(t);
     timer_free(t);
   }
+  while (tm.dropped) {
+    struct timer *t = tm.dropped;
+    tm.dropped = t->next;
+    timer_free(t);
+  }
+  atomic_store(&tm.ndropped, 0);
   free(tm.heap);
   tm.heap = NULL;
   tm.cap = 0;
@@ -235,11 +271,28 @@ void timer_cancel_for(muproc_pid_t pid) {
       struct timer *t = tm.heap[i];
       if (t->owner == pid || t->to == pid) {
         heap_remove(t);
-        timer_free(t);
+        timer_retire(t);
         removed = true;
         break;
       }
     }
   } while (removed);
   pthread_mutex_unlock(&tm.lock);
+}
+
+muproc_msg_t *muproc_timer_reap(void) {
+  if (atomic_load(&tm.ndropped) == 0)
+    return NULL; /* the common case: every Lisp exit asks */
+  pthread_mutex_lock(&tm.lock);
+  struct timer *t = tm.dropped;
+  if (t) {
+    tm.dropped = t->next;
+    atomic_fetch_sub(&tm.ndropped, 1);
+  }
+  pthread_mutex_unlock(&tm.lock);
+  if (!t)
+    return NULL;
+  muproc_msg_t *msg = t->msg;
+  free(t);
+  return msg;
 }

@@ -155,3 +155,28 @@ is the terminated muproc (or the port name it held)."))
   (:documentation "Signalled when a MUMSG-RECEIVE form is expanded and one of
 its clauses could never match (no guard, a keyword as a key, a :TIMEOUT
 clause without the :TIMEOUT option...)."))
+
+(define-condition muproc-invalid-argument (muproc-error type-error)
+  ((operation :initarg :operation :reader invalid-argument-operation)
+   (argument :initarg :argument :reader invalid-argument-name)
+   (expected :initarg :expected :reader invalid-argument-expected))
+  (:report (lambda (c s)
+             (format s "~a: the ~a ~s is not ~a."
+                     (invalid-argument-operation c) (invalid-argument-name c)
+                     (type-error-datum c) (invalid-argument-expected c))))
+  (:documentation "Signalled by a muproc operation given an argument it
+can't use, before it does anything.  INVALID-ARGUMENT-OPERATION names the
+operation called, INVALID-ARGUMENT-NAME the argument; TYPE-ERROR-DATUM is
+the value given (it is a TYPE-ERROR too)."))
+
+(setf (documentation 'invalid-argument-operation 'function)
+      "The name of the operation a MUPROC-INVALID-ARGUMENT was signalled by."
+      (documentation 'invalid-argument-name 'function)
+      "The name of the argument a MUPROC-INVALID-ARGUMENT is about.")
+
+(defun invalid-argument (operation argument datum expected expected-type)
+  "Signal MUPROC-INVALID-ARGUMENT: OPERATION's ARGUMENT was DATUM, which is
+not EXPECTED (a phrase) of EXPECTED-TYPE."
+  (error 'muproc-invalid-argument :operation operation :argument argument
+                                  :datum datum :expected expected
+                                  :expected-type expected-type))

@@ -202,10 +202,24 @@ Returns true if MUPROC was alive, else NIL."
 (defun muproc-interrupt (muproc function &rest arguments)
   "Make MUPROC apply FUNCTION to ARGUMENTS at its next safe point (in a
 receive, or at once if it is computing or sleeping), inside its own
-dynamic environment.  Returns true if MUPROC was alive."
-  (and (not (%muproc-exited muproc))
-       (send-signal muproc muproc.ffi:+k-interrupt+
-                    (list :function (coerce function 'function) :arguments arguments))))
+dynamic environment.  Returns true if MUPROC was alive.  An error
+FUNCTION signals ends MUPROC as any unhandled error does.  Signals
+MUPROC-INVALID-ARGUMENT unless MUPROC is a muproc and FUNCTION a function
+or the name of one."
+  (flet ((invalid (argument datum expected type)
+           (invalid-argument "MUPROC-INTERRUPT" argument datum expected type)))
+    (unless (muproc-p muproc)
+      (invalid :muproc muproc "a muproc" 'muproc))
+    (unless (or (functionp function)
+                (and (symbolp function) (fboundp function)
+                     (not (macro-function function))
+                     (not (special-operator-p function))))
+      (invalid :function function "a function or the name of one"
+               '(or function symbol)))
+    (and (not (%muproc-exited muproc))
+         (send-signal muproc muproc.ffi:+k-interrupt+
+                      (list :function (coerce function 'function)
+                            :arguments arguments)))))
 
 ;;; Exit reasons as libmuproc terms.
 
@@ -270,9 +284,8 @@ Runs without interrupts: nothing may stop an exit half-way."
         (when handle (muproc.ffi:%handle-release handle))
         (drain-inport pid)
         (setf (%muproc-thread muproc) nil)
-        ;; libmuproc cancelled its timers on exit.
-        (mapc #'forget-timer-handles (%muproc-timers muproc))
-        (setf (%muproc-timers muproc) '())
+        ;; libmuproc cancelled the timers it made and those aimed at it.
+        (reap-dropped-timer-messages)
         (note-finished muproc)
         (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
         (when handle (forget-handle handle))
@@ -301,10 +314,15 @@ without it).  Other exits may wake it too."
 
 (defun muproc-wait-for-exit (muproc &key timeout)
   "Wait until MUPROC has exited and been cleaned up, at most TIMEOUT
-seconds (NIL: no limit).  Returns (values REASON T) once it has exited,
+seconds (NIL, or more than a century: no limit).  Returns (values REASON
+T) once it has exited,
 (values NIL NIL) on timeout.  Usable from any thread, muproc or not."
-  (let ((deadline (when timeout (+ (get-internal-real-time)
-                                   (round (* timeout internal-time-units-per-second))))))
+  (unless (muproc-p muproc)
+    (invalid-argument "MUPROC-WAIT-FOR-EXIT" :muproc muproc "a muproc" 'muproc))
+  (let* ((timeout (wait-seconds timeout "MUPROC-WAIT-FOR-EXIT"))
+         (deadline (when timeout
+                     (+ (get-internal-real-time)
+                        (round (* timeout internal-time-units-per-second))))))
     (sb-thread:with-mutex (*exit-lock*)
       (loop
         (when (%muproc-exited muproc)

@@ -228,6 +228,7 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %timer-send-after "muproc_timer_send_after" :int (to :uint64) (when :int64) (msg :pointer) (out :pointer))
 (defcall %timer-signal "muproc_timer_signal" :int (to :uint64) (when :int64) (repeat :int64) (payload :pointer) (out :pointer))
 (defcall %timer-cancel "muproc_timer_cancel" :int (id :uint64))
+(defcall %timer-reap "muproc_timer_reap" :pointer)
 
 (defcall %worker-offer "muproc_worker_offer" :int (pid :uint64))
 (defcall %worker-unreserve "muproc_worker_unreserve" :void)

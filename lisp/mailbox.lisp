@@ -7,11 +7,7 @@
 
 (defun timeout-deadline (timeout)
   "The libmuproc deadline for TIMEOUT seconds (NIL: none; 0: don't wait)."
-  (cond ((null timeout) muproc.ffi:+forever+)
-        ((and (realp timeout) (zerop timeout)) muproc.ffi:+nowait+)
-        ((and (realp timeout) (plusp timeout))
-         (+ (muproc.ffi:%now-ns) (round (* timeout 1000000000))))
-        (t (error 'type-error :datum timeout :expected-type '(or null (real 0))))))
+  (wait-deadline timeout "MUMSG-RECEIVE"))
 
 ;;; Sending
 

@@ -43,7 +43,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%link #:%unlink #:%links #:%monitor #:%demonitor #:%send-exit
            #:%set-trap-exits #:%trap-exits #:%poke-wait #:%poke-stop
            #:%alias-add #:%alias-add-reply #:%alias-remove #:%send-alias
-           #:%timer-send-after #:%timer-signal #:%timer-cancel
+           #:%timer-send-after #:%timer-signal #:%timer-cancel #:%timer-reap
            #:%worker-offer #:%worker-unreserve #:%worker-park #:%worker-exit
            #:%worker-trim))
 
@@ -94,4 +94,5 @@ are those of cl-muproc.")
    #:muproc-thread-limit #:muproc-not-in-muproc #:muproc-nested-receive
    #:muproc-receive-syntax-error
    #:muproc-send-to-terminated-muproc-condition
-   #:muproc-condition-muproc #:muproc-error-in-process))
+   #:muproc-condition-muproc #:muproc-error-in-process
+   #:muproc-invalid-argument #:invalid-argument-operation #:invalid-argument-name))

@@ -14,7 +14,6 @@
   (errorstream nil)
   (initial-bindings nil :type list)
   (thread nil)
-  (timers '() :type list)
   (exit-reason nil)
   (exited nil)
   ;; Set when a kill is unwinding it: logged once its cleanups have run.

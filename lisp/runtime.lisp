@@ -54,6 +54,37 @@
 
 (pushnew 'release-threads-blocked-in-c sb-ext:*exit-hooks*)
 
+;;; A saved core: SAVE-LISP-AND-DIE needs this thread alone, and
+;;; libmuproc's state (its heap, its threads) is not saved with the Lisp
+;;; heap.  So saving ends every muproc and thread as exiting does, and the
+;;; restarted image initialises a fresh libmuproc and forgets everything
+;;; the Lisp side knew of the old one.
+
+(defun release-threads-for-save ()
+  (let ((idle *muproc-worker-idle-seconds*))
+    (release-threads-blocked-in-c)
+    (setf *muproc-worker-idle-seconds* idle)))
+
+(defun forget-previous-runtime ()
+  "Clear what the Lisp side holds of a libmuproc that is gone: muprocs,
+names, handles, atom ids, worker threads."
+  (fill **muproc-slots** nil)
+  (clrhash *known-muprocs*)
+  (clrhash *muproc-names*)
+  (clrhash *worker-threads*)
+  (fill *handle-chunks* nil)
+  (setf *atom-keywords* (make-array 1024 :initial-element nil))
+  (setf (car **exit-waiters**) 0)
+  (setf *poke-dispatcher* nil))
+
+(defun start-runtime-in-restarted-image ()
+  (forget-previous-runtime)
+  (muproc.ffi:load-library)
+  (ensure-poke-dispatcher))
+
+(pushnew 'release-threads-for-save sb-ext:*save-hooks*)
+(pushnew 'start-runtime-in-restarted-image sb-ext:*init-hooks*)
+
 (defun muproc-thread-cap ()
   "How many threads may run muprocs at once (parked workers included).
 The default keeps SBCL below vm.max_map_count (it dies outright past it).
@@ -67,17 +98,25 @@ SETF-able."
 
 (defun muproc-trim-workers (&key (keep 0) (timeout 10))
   "End parked worker threads beyond the KEEP most recently parked, and wait
-(at most TIMEOUT seconds in all) until they have ended.  Returns how many
-were told to end."
-  (let* ((workers (loop for thread being the hash-keys of *worker-threads*
+(at most TIMEOUT seconds in all; NIL: no limit) until they have ended.
+Returns how many were told to end.  Signals MUPROC-INVALID-ARGUMENT for a
+KEEP that is not a count or a TIMEOUT that is not a duration."
+  (unless (typep keep '(integer 0 #xffffffff))
+    (invalid-argument "MUPROC-TRIM-WORKERS" :keep keep "a count of threads"
+                      '(integer 0 #xffffffff)))
+  (let* ((timeout (wait-seconds timeout "MUPROC-TRIM-WORKERS"))
+         (workers (loop for thread being the hash-keys of *worker-threads*
                         collect thread))
          (before (muproc.ffi:%stat muproc.ffi:+stat-threads+))
          (n (muproc.ffi:%worker-trim keep))
-         (deadline (+ (get-internal-real-time)
-                      (* timeout internal-time-units-per-second))))
+         (deadline (when timeout
+                     (+ (get-internal-real-time)
+                        (round (* timeout internal-time-units-per-second))))))
     (flet ((seconds-left ()
-             (max 0 (/ (- deadline (get-internal-real-time))
-                       internal-time-units-per-second))))
+             (if deadline
+                 (max 0 (/ (- deadline (get-internal-real-time))
+                           internal-time-units-per-second))
+                 +longest-duration+)))
       ;; Told to end, each leaves the worker table, then libmuproc's count.
       (sb-thread:with-mutex (*exit-lock*)
         (loop while (and (> (muproc.ffi:%stat muproc.ffi:+stat-threads+) (- before n))
@@ -87,7 +126,8 @@ were told to end."
       ;; those told to end (or idle long enough) have left the table.
       (dolist (thread workers)
         (unless (gethash thread *worker-threads*)
-          (sb-thread:join-thread thread :default nil :timeout (seconds-left)))))
+          (sb-thread:join-thread thread :default nil
+                                        :timeout (and deadline (seconds-left))))))
     n))
 
 (defun muproc-runtime-stats ()
@@ -98,6 +138,8 @@ referenced from C), :MESSAGES (messages allocated), :ATOMS, :REGISTERED
 :KEY-INDEXES (mailboxes whose backlog is indexed by key for selective
 receive), :LISP-HANDLES (slots of the Lisp handle table in use),
 :LIVE-MUPROCS (Lisp muprocs not yet finished)."
+  ;; Timer messages libmuproc dropped are garbage, not in use.
+  (reap-dropped-timer-messages)
   (flet ((stat (what) (muproc.ffi:%stat what)))
     (list :processes (stat muproc.ffi:+stat-procs+)
           :threads (stat muproc.ffi:+stat-threads+)

@@ -18,8 +18,10 @@
   ;; timer was disarmed or re-armed carries an older generation and is
   ;; ignored.
   (generation 0 :type fixnum)
-  ;; Handles in the message libmuproc holds for this timer: cleared from
-  ;; the handle table once libmuproc no longer needs them.
+  ;; Handles in the message libmuproc holds for this timer, cleared from
+  ;; the handle table when it is unscheduled.  When libmuproc drops the
+  ;; message (an exit, a full inport) REAP-DROPPED-TIMER-MESSAGES clears
+  ;; them.
   (handles '() :type list))
 
 (setf (documentation 'muproc-timer-p 'function)
@@ -30,21 +32,19 @@ MUPROC-SCHEDULE or MUPROC-SEND-AFTER.")
   (print-unreadable-object (timer stream :identity t)
     (format stream "MUPROC-TIMER ~:[idle~;armed~]" (plusp (muproc-timer-id timer)))))
 
-(defun seconds->ns (seconds)
-  (check-type seconds (real 0))
-  (round (* seconds 1000000000)))
-
-(defun note-owned-timer (owner timer)
-  "Remember TIMER on its OWNER, forgetting timers that are finished."
-  (when owner
-    (setf (%muproc-timers owner)
-          (cons timer (delete-if-not #'timer-holds-handles-p (%muproc-timers owner))))))
-
-(defun timer-holds-handles-p (timer)
-  (some (lambda (h) (plusp (muproc.ffi:%handle-live h))) (muproc-timer-handles timer)))
-
 (defun forget-timer-handles (timer)
   (mapc #'forget-handle (muproc-timer-handles timer)))
+
+(defun reap-dropped-timer-messages ()
+  "Free the timer messages libmuproc dropped undelivered (their
+destination or owner exited, or a bounded inport was full), clearing the
+slots of their handles.  Cheap when there are none: every exit calls it."
+  (loop
+    (sb-sys:without-interrupts
+      (let ((msg (muproc.ffi:%timer-reap)))
+        (when (cffi:null-pointer-p msg)
+          (return))
+        (free-message msg)))))
 
 (defun arm-timer (timer deadline repeat-ns plist lisp-receiver-p destination
                   send-after-pid)
@@ -66,7 +66,8 @@ it to libmuproc's timer thread for TIMER, which owns it from then on."
       (muproc.ffi:check rc "arming a timer")
       (setf (muproc-timer-id timer) (cffi:mem-ref out :uint64)
             (muproc-timer-handles timer) handles)
-      (note-owned-timer (muproc-timer-owner timer) timer)
+      ;; Those a long-lived muproc's timers dropped wait for no exit.
+      (reap-dropped-timer-messages)
       timer)))
 
 (defun muproc-make-interrupt-timer (function)
@@ -77,19 +78,31 @@ muproc."
   (%make-timer (coerce function 'function)
                (current-muproc-or-lose "MUPROC-MAKE-INTERRUPT-TIMER")))
 
-(defun muproc-schedule-timer-relative (timer delay &optional repeat-interval)
-  "Arm TIMER to fire DELAY seconds from now, then every REPEAT-INTERVAL
-seconds if given.  Re-arming a timer first unschedules it.  Returns TIMER."
-  (muproc-unschedule-timer timer)
-  (let ((deadline (+ (muproc.ffi:%now-ns) (seconds->ns delay)))
-        (repeat (if repeat-interval (seconds->ns repeat-interval) 0)))
+(defun schedule-timer-relative (timer delay repeat-interval operation)
+  "MUPROC-SCHEDULE-TIMER-RELATIVE for OPERATION, the operation called."
+  (unless (muproc-timer-p timer)
+    (invalid-argument operation :timer timer "a timer" 'muproc-timer))
+  (let ((deadline (timer-deadline delay operation))
+        (repeat (if repeat-interval
+                    (duration-ns repeat-interval operation :repeat-interval)
+                    0)))
     (when (and repeat-interval (zerop repeat))
-      (error 'type-error :datum repeat-interval :expected-type '(real (0))))
+      (invalid-argument operation :repeat-interval repeat-interval
+                        "a positive number of seconds" '(real (0))))
+    (muproc-unschedule-timer timer)
     (arm-timer timer deadline repeat
                (list :timer timer
                      :generation (incf (muproc-timer-generation timer)))
                t (muproc-timer-owner timer)
                nil)))
+
+(defun muproc-schedule-timer-relative (timer delay &optional repeat-interval)
+  "Arm TIMER to fire DELAY seconds from now, then every REPEAT-INTERVAL
+seconds if given.  Re-arming a timer first unschedules it.  A delay or
+interval longer than a century is a century: the timer never fires.
+Returns TIMER."
+  (schedule-timer-relative timer delay repeat-interval
+                           "MUPROC-SCHEDULE-TIMER-RELATIVE"))
 
 (defun fire-timer (timer generation)
   "Run TIMER's function, unless this firing was queued before TIMER was
@@ -97,11 +110,18 @@ disarmed or re-armed."
   (when (= generation (muproc-timer-generation timer))
     (funcall (muproc-timer-function timer))))
 
+(defun schedule-timer (timer universal-time repeat-interval operation)
+  "MUPROC-SCHEDULE-TIMER for OPERATION, the operation called."
+  (unless (realp universal-time)
+    (invalid-argument operation :universal-time universal-time
+                      "a universal time" 'real))
+  (schedule-timer-relative timer (max 0 (- universal-time (get-universal-time)))
+                           repeat-interval operation))
+
 (defun muproc-schedule-timer (timer universal-time &optional repeat-interval)
   "Arm TIMER to fire at UNIVERSAL-TIME (now, if that has passed), then
 every REPEAT-INTERVAL seconds if given.  Returns TIMER."
-  (muproc-schedule-timer-relative timer (max 0 (- universal-time (get-universal-time)))
-                                  repeat-interval))
+  (schedule-timer timer universal-time repeat-interval "MUPROC-SCHEDULE-TIMER"))
 
 (defun muproc-unschedule-timer (timer)
   "Disarm TIMER.  Returns T if it was pending (it will not fire again),
@@ -117,40 +137,45 @@ NIL if it had fired (one-shot) or was never armed."
 then every REPEAT-INTERVAL seconds if given.  Returns the timer (see
 MUPROC-UNSCHEDULE-TIMER).  All of a muproc's timers are cancelled when it
 exits."
-  (muproc-schedule-timer (muproc-make-interrupt-timer function) universal-time
-                         repeat-interval))
+  (schedule-timer (muproc-make-interrupt-timer function) universal-time
+                  repeat-interval "MUPROC-SCHEDULE"))
 
 (defun muproc-schedule-relative (function delay &optional repeat-interval)
   "Like MUPROC-SCHEDULE, DELAY seconds from now."
-  (muproc-schedule-timer-relative (muproc-make-interrupt-timer function) delay
-                                  repeat-interval))
+  (schedule-timer-relative (muproc-make-interrupt-timer function) delay
+                           repeat-interval "MUPROC-SCHEDULE-RELATIVE"))
 
 (defun muproc-send-after (delay destination &rest plist)
   "Send the mumsg PLIST to DESTINATION (a muproc or a registered port name,
 resolved now) DELAY seconds from now.  Returns a timer: MUPROC-UNSCHEDULE-
 TIMER cancels the send.  The send is cancelled if DESTINATION, or the
-current muproc, exits first."
+current muproc, exits first.  If DESTINATION's bounded inport is full when
+the time comes, the message is dropped (nothing queued is lost, nothing
+else happens): no one is left to be told, as a sender would be by
+MUPROC-INPORT-FULL.  A DELAY longer than a century never comes."
   (check-plist plist)
-  (let ((pid (destination-pid destination)))
+  (let ((deadline (timer-deadline delay "MUPROC-SEND-AFTER"))
+        (pid (destination-pid destination)))
     (unless pid
       (return-from muproc-send-after (send-to-terminated destination)))
     (let ((kind (muproc.ffi:%proc-kind pid)))
       (when (minusp kind)
         (return-from muproc-send-after (send-to-terminated destination pid)))
       (arm-timer (%make-timer nil *current-muproc*)
-                 (+ (muproc.ffi:%now-ns) (seconds->ns delay)) 0
+                 deadline 0
                  plist (= kind muproc.ffi:+kind-lisp+) destination
                  pid))))
 
 (defun call-with-muproc-timeout (timeout body on-timeout)
   (let* ((self (current-muproc-or-lose "MUPROC-WITH-TIMEOUT"))
+         (deadline (timer-deadline timeout "MUPROC-WITH-TIMEOUT" :timeout))
          (tag (list :muproc-timeout))
          (timer (%make-timer nil self)))
     (multiple-value-bind (timed-out values)
         (catch tag
           (unwind-protect
                (let ((*active-timeouts* (cons tag *active-timeouts*)))
-                 (arm-timer timer (+ (muproc.ffi:%now-ns) (seconds->ns timeout)) 0
+                 (arm-timer timer deadline 0
                             (list :timeout-tag tag) t self nil)
                  (values nil (multiple-value-list (funcall body))))
             (muproc-unschedule-timer timer)))

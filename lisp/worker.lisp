@@ -25,20 +25,27 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
   "The name of every worker thread (they are pool threads, not muprocs).")
 
 (defun log-unhandled (condition)
-  (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition) condition
-                          (with-output-to-string (s)
-                            (sb-debug:print-backtrace :stream s :count 40))))
+  (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition)
+                          (report-text condition) (backtrace-text 40)))
 
-(defun run-user-function (muproc)
+(defun call-ending-muproc-on-error (function)
+  "Call FUNCTION; an unhandled error in it (unless the debugger is wanted)
+is logged, and ends the muproc with (:ERROR-IN-PROCESS . condition).  The
+handler itself can't fail: logging never signals."
   (handler-bind ((serious-condition
                    (lambda (condition)
                      (unless *muproc-enter-debugger-on-error*
                        (log-unhandled condition)
                        (throw '%muproc-exit (cons :error-in-process condition))))))
-    (apply (%muproc-function muproc) (%muproc-arglist muproc))))
+    (funcall function)))
 
 (defun run-muproc (muproc)
-  "Run MUPROC to its end on the current thread."
+  "Run MUPROC to its end on the current thread.  Everything the user has
+a hand in (the initial bindings, signals acted on before the first form,
+the function, logging the kill) runs inside the handler that ends only
+this muproc, and inside the bindings that make signals reach it: no
+mistake of the user's can escape to the worker, which would end the
+image."
   (let ((pid (%muproc-pid muproc))
         (bindings (%muproc-initial-bindings muproc)))
     (muproc.ffi:check (muproc.ffi:%proc-start pid) "muproc_proc_start")
@@ -47,17 +54,21 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
     (finish-muproc
      muproc
      (catch '%muproc-exit
-       (let ((*current-muproc* muproc)
-             (*muproc-inport* muproc)
-             (*muproc-errorstream* (%muproc-errorstream muproc))
-             (*muproc-packet* nil)
-             (*receive-in-progress* nil))
-         (unwind-protect
-              (progv (mapcar #'car bindings) (mapcar #'cdr bindings)
-                ;; An exit sent before this thread was published is waiting.
-                (poll-signals pid)
-                (run-user-function muproc))
-           (log-kill muproc)))
+       (call-ending-muproc-on-error
+        (lambda ()
+          ;; Signals act only once *CURRENT-MUPROC* is bound (see
+          ;; POLL-SIGNALS), which is inside the handler.
+          (let ((*current-muproc* muproc)
+                (*muproc-inport* muproc)
+                (*muproc-errorstream* (%muproc-errorstream muproc))
+                (*muproc-packet* nil)
+                (*receive-in-progress* nil))
+            (unwind-protect
+                 (progv (mapcar #'car bindings) (mapcar #'cdr bindings)
+                   ;; An exit sent before this thread was published is waiting.
+                   (poll-signals pid)
+                   (apply (%muproc-function muproc) (%muproc-arglist muproc)))
+              (log-kill muproc)))))
        :normal))))
 
 (defun log-kill (muproc)
@@ -68,14 +79,19 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
         (muproc-log-errorstream "~a was terminated due to #<EXIT ~a ~s>."
                                 name name (first reason))))))
 
+(defun idle-deadline ()
+  "When a worker parked now should end.  A bad *MUPROC-WORKER-IDLE-SECONDS*
+(set by hand) counts as the default: it must not end the worker, and the
+image with it."
+  (flet ((after (seconds) (timer-deadline seconds "*MUPROC-WORKER-IDLE-SECONDS*")))
+    (handler-case (after *muproc-worker-idle-seconds*)
+      (muproc-invalid-argument () (after 10)))))
+
 (defun park-worker ()
   "Park until handed the next muproc; NIL when this worker should end."
   (cffi:with-foreign-object (out :uint64)
     (let ((rc (sb-sys:without-interrupts
-                (muproc.ffi:%worker-park
-                 (+ (muproc.ffi:%now-ns)
-                    (round (* *muproc-worker-idle-seconds* 1000000000)))
-                 out))))
+                (muproc.ffi:%worker-park (idle-deadline) out))))
       (when (zerop rc)
         (live-muproc (cffi:mem-ref out :uint64))))))
 
@@ -133,6 +149,38 @@ LINKED-TO: the muproc it was linked to at spawn, or NIL."
           (t (abandon-spawn muproc linked-to)
              (error 'muproc-runtime-error :code rc :operation "muproc_worker_offer")))))
 
+(defun check-errorstream (errorstream)
+  "Signal MUPROC-INVALID-ARGUMENT unless ERRORSTREAM is an open output
+stream: a muproc must be able to log its own failure."
+  (unless (and (streamp errorstream) (open-stream-p errorstream)
+               (output-stream-p errorstream))
+    (invalid-argument "MUPROC-SPAWN" :errorstream errorstream
+                      "an open output stream"
+                      '(and stream (satisfies open-stream-p)
+                        (satisfies output-stream-p)))))
+
+(defun check-initial-bindings (bindings)
+  "Signal MUPROC-INVALID-ARGUMENT unless BINDINGS is a proper list of
+(variable . value) that PROGV can bind, as the new muproc will: constants,
+global variables and values of the wrong declared type are refused here,
+in the caller, instead of ending the muproc before it runs a form."
+  (flet ((invalid (datum expected)
+           (invalid-argument "MUPROC-SPAWN" :initial-bindings datum expected
+                             '(cons symbol t))))
+    (unless (listp bindings)
+      (invalid bindings "a list of (variable . value)"))
+    (do ((tail bindings (cdr tail)))
+        ((null tail))
+      (unless (consp tail)
+        (invalid bindings "a proper list of (variable . value)"))
+      (let ((binding (car tail)))
+        (unless (and (consp binding) (symbolp (car binding)) (car binding))
+          (invalid binding "a (variable . value) pair"))
+        (unless (handler-case
+                    (progv (list (car binding)) (list (cdr binding)) t)
+                  (error () nil))
+          (invalid binding "a binding of a variable that may be bound to that value"))))))
+
 (defun muproc-spawn (name function arglist &key errorstream initial-bindings
                                                 inport-capacity link trap-exits)
   "Start a new muproc named NAME that applies FUNCTION to ARGLIST, and
@@ -141,9 +189,13 @@ an unhandled error makes it exit with (:ERROR-IN-PROCESS . condition) after
 logging a backtrace to its errorstream (see
 *MUPROC-ENTER-DEBUGGER-ON-ERROR*).
 NAME: a symbol unique among live muprocs (MUPROC-NAME-TAKEN otherwise), or
-NIL for an anonymous muproc.  ERRORSTREAM: its *MUPROC-ERRORSTREAM*,
-inherited from the caller (or *TRACE-OUTPUT*) when NIL.  INITIAL-BINDINGS:
-an alist of (special-variable . value) bound in the new muproc.
+NIL for an anonymous muproc.  ERRORSTREAM: its *MUPROC-ERRORSTREAM*, an
+open output stream, inherited from the caller (or *TRACE-OUTPUT*) when NIL;
+should it fail later (closed, say), log lines go to *ERROR-OUTPUT*.
+INITIAL-BINDINGS: an alist of (special-variable . value) bound in the new
+muproc (constants and global variables can't be bound).
+Invalid arguments signal MUPROC-INVALID-ARGUMENT (a TYPE-ERROR) or
+TYPE-ERROR, before anything is started.
 INPORT-CAPACITY: bound its inport to that many messages (senders then get
 MUPROC-INPORT-FULL); NIL: unbounded.  LINK: link the new muproc to the
 caller before it runs.  TRAP-EXITS: the new muproc traps exits.
@@ -154,11 +206,10 @@ reached; nothing is started then."
   (check-type inport-capacity (or null (integer 1 #xffffffff)))
   (when (and link (not *current-muproc*))
     (error 'muproc-not-in-muproc :operation "MUPROC-SPAWN :LINK"))
+  (when errorstream
+    (check-errorstream errorstream))
+  (check-initial-bindings initial-bindings)
   (let ((function (if (functionp function) function (fdefinition function))))
-    (loop for binding in initial-bindings
-          unless (and (consp binding) (symbolp (car binding)))
-            do (error 'type-error :datum binding
-                                  :expected-type '(cons symbol t)))
     (let ((muproc
             (cffi:with-foreign-object (out :uint64)
               (muproc.ffi:check (muproc.ffi:%proc-create 0 muproc.ffi:+kind-lisp+

@@ -116,3 +116,35 @@ and the same as the VERSION file that ASDF and configure both read."
                        (ldb (byte 8 0) (muproc.ffi:%version)))))
   (is (string= (muproc.ffi:%version-string)
                (asdf:component-version (asdf:find-system "muproc")))))
+
+(deftest library.saved-core-restarts (:timeout 180)
+  "A core saved with muproc loaded (and a muproc running, which saving
+ends) works once restarted: libmuproc is initialised afresh and the
+signal dispatcher runs again, so muprocs spawn, send, receive, link, trap
+exits, are killed, fail, and use timers."
+  (let* ((dir (fresh-temporary-directory))
+         (core (merge-pathnames "muproc.core" dir)))
+    (ensure-directories-exist core)
+    (unwind-protect
+         (multiple-value-bind (lines err code)
+             ;; RUN-CHILD-SBCL is t/test-link.lisp's.
+             (run-child-sbcl (list "--non-interactive" "--no-sysinit" "--no-userinit"
+                                   "--load" "examples/load-muproc.lisp"
+                                   "--load" "t/saved-core-child.lisp"
+                                   "--eval" (format nil "(muproc-saved-core::save ~s)"
+                                                    (namestring core)))
+                             :timeout 120)
+           (declare (ignore lines))
+           (is (eql 0 code) "saving failed (exit ~a):~%~a"
+               code (subseq err (max 0 (- (length err) 1500))))
+           (when (probe-file core)
+             (multiple-value-bind (lines err code)
+                 (run-child-sbcl (list "--non-interactive" "--no-sysinit" "--no-userinit"
+                                       "--eval" "(muproc-saved-core::after-restart)")
+                                 :core core :timeout 60)
+               (is (eql 0 code) "the restarted image failed (exit ~a):~%~a"
+                   code (subseq err (max 0 (- (length err) 1500))))
+               (is (member "(:RESTARTED :ECHOED 42 :NOTICE-REASON :BYE :EXIT :BYE :TICK (:BY-REFERENCE) :KEYED 7 :FLUSHED (NIL 0) :FAILURE :ERROR-IN-PROCESS :LIVE 0 :LISP-HANDLES 0)"
+                           lines :test #'string=)
+                   "the restarted image said:~%~{~a~%~}" lines))))
+      (uiop:delete-directory-tree dir :validate t :if-does-not-exist :ignore))))

@@ -261,9 +261,9 @@ one for an exit signal sent by MUPROC-EXIT has no :LINK."
   (let ((lines (uiop:split-string text :separator '(#\Newline))))
     (if (equal (car (last lines)) "") (butlast lines) lines)))
 
-(defun run-child-sbcl (arguments &key (timeout 50))
-  "Run this SBCL with ARGUMENTS, from the top of the source tree and in
-this process's environment.  Returns its standard output as lines, its
+(defun run-child-sbcl (arguments &key (timeout 50) (core sb-ext:*core-pathname*))
+  "Run this SBCL (from CORE, default this image's) with ARGUMENTS, from the
+top of the source tree and in this process's environment.  Returns its standard output as lines, its
 error output and its exit status, or :HUNG for the status if it did not
 end within TIMEOUT seconds.  The child is killed if it is still running
 when this returns (then, or because the watchdog struck)."
@@ -271,7 +271,7 @@ when this returns (then, or because the watchdog struck)."
     (uiop:with-temporary-file (:pathname errors)
       (let* ((child (uiop:launch-program
                      (list* (namestring sb-ext:*runtime-pathname*)
-                            "--core" (namestring sb-ext:*core-pathname*)
+                            "--core" (namestring core)
                             arguments)
                      :directory (asdf:system-source-directory "muproc")
                      :input nil

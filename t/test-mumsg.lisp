@@ -45,6 +45,25 @@ MUMSG-MALFORMED, not MUPROC-UNKNOWN-PORT-NAME)."
   (signals mumsg-malformed (muproc::check-plist '(:a 1 :b . 2)))
   (signals mumsg-malformed (muproc::check-plist :a)))
 
+(deftest mumsg.keys-are-limited-in-bytes ()
+  "Keys are limited to 255 bytes of UTF-8, not 255 characters: a key of 200
+two-byte characters (400 bytes) is refused with MUMSG-MALFORMED by MUMSG
+and at the send site, a key of exactly 255 bytes is sent and received."
+  (let ((too-long (intern (make-string 200 :initial-element (code-char #xe9)) :keyword))
+        (longest (intern (concatenate 'string (make-string 127 :initial-element
+                                                           (code-char #xe9))
+                                      "A")
+                         :keyword)))
+    (signals mumsg-malformed (mumsg too-long 1))
+    (signals mumsg-malformed (mumsg-send :no-such-port too-long 1))
+    (is (equal '(:malformed 1)
+               (muproc ()
+                 (list (handler-case (mumsg-send *muproc-inport* too-long 1)
+                         (mumsg-malformed () :malformed))
+                       (progn (mumsg-send *muproc-inport* longest 1)
+                              (mumsg-receive (from :timeout 5)
+                                (() t (mumsg-get *muproc-packet* longest))))))))))
+
 (deftest mumsg.accessors-and-empty ()
   "The empty mumsg has no keys; MUPROC-GET-FIELD is MUMSG-GET with the
 arguments swapped; MUMSG-P is false for plists and other objects; the

@@ -346,3 +346,58 @@ environment variable MUPROC_TIMER_REPORT names a file, to that file."
                  "~s: a timer fired ~,3f ms early" what (* -1000 (reduce #'min lateness)))
              (is (< (median lateness) 0.05)
                  "~s: median lateness ~,3f ms" what (* 1000 (median lateness))))))
+
+(defun lisp-handles ()
+  (getf (muproc-runtime-stats) :lisp-handles))
+
+(deftest timer.send-after-to-an-exited-destination-leaves-no-handle (:timeout 60)
+  "A send-after carrying Lisp objects whose destination exits before it
+fires leaves nothing in the Lisp handle table: set from outside a muproc;
+set by a muproc that lives on and sets another timer; or 500 of them
+racing their destinations' exits."
+  (let ((destination (spawn-idle)))
+    (muproc-send-after 30 destination :payload (list :outside))
+    (is (eq :normal (go-and-wait destination (lambda () nil))))
+    (is (zerop (lisp-handles)) "set outside a muproc: ~d handles left" (lisp-handles)))
+  (is (eql 0 (muproc ()
+               (let ((destination (spawn-idle)))
+                 (muproc-send-after 30 destination :payload (list :inside))
+                 (go-and-wait destination (lambda () nil))
+                 ;; No new handle: it would reuse the freed slot.
+                 (muproc-unschedule-timer (muproc-send-after 30 *muproc-inport* :x 1))
+                 (lisp-handles))))
+      "set by a muproc that lives on")
+  (let ((destinations (loop repeat 500 collect (spawn-idle))))
+    ;; Due at once, soon, or long after the destination's exit.
+    (loop for d in destinations
+          for i from 0
+          do (muproc-send-after (nth (mod i 3) '(0 0.001 30)) d :payload (list i)))
+    (dolist (d destinations)
+      (mumsg-send d :go (constantly nil)))
+    (dolist (d destinations)
+      (is (eq :normal (muproc-wait-for-exit d :timeout 10))))
+    (is (zerop (lisp-handles)) "racing exits: ~d handles left" (lisp-handles))))
+
+(deftest timer.send-after-to-a-full-inport-is-dropped ()
+  "MUPROC-SEND-AFTER to a bounded inport follows the full-inport policy:
+with capacity 1, of two send-afters the first is queued and the second,
+finding the inport full, is dropped (and its Lisp object released, which
+the leak check sees)."
+  (let* ((go (sb-thread:make-semaphore))
+         (destination
+           (muproc-spawn nil (lambda ()
+                               (sb-thread:wait-on-semaphore go)
+                               (muproc-exit
+                                (list :got (mumsg-receive (from :timeout 0)
+                                             ((n) t n))
+                                      :left (muproc-unmatched-input-count))))
+                         nil :inport-capacity 1)))
+    (muproc-send-after 0 destination :n 1 :payload (list 1))
+    (muproc-send-after 0.01 destination :n 2 :payload (list 2))
+    (is-true (await (lambda () (zerop (pending-timers)))))
+    ;; Arming a timer waits for the timer thread to finish firing (it
+    ;; fires under the lock arming takes): both firings are over after.
+    (muproc-unschedule-timer (muproc-send-after 30 destination :n 3))
+    (is (= 1 (muproc-unmatched-input-count destination)))
+    (sb-thread:signal-semaphore go)
+    (is (equal '(:got 1 :left 0) (muproc-wait-for-exit destination :timeout 10)))))

@@ -1,7 +1,9 @@
 /* test-timer.c - timers: send-after at (never before) its deadline, order
  * by deadline, repeating timer signals with a copy of their payload,
  * cancel before and after firing and of a repeating timer, timers dropped
- * with their owner or destination, accuracy, many threads at once.
+ * with their owner or destination (kept for muproc_timer_reap when they
+ * carry handles), send-after to a full inport, accuracy, many threads at
+ * once.
  *
  * A timer's lateness is measured on 100 timers of 5 ms and printed as a
  * TAP comment; only a generous bound is asserted (shared VMs are noisy). */
@@ -453,6 +455,85 @@ static void destination_exit_cancels(void) {
   MUPROC_FINISH();
 }
 
+/* A message {:h <new handle>}, its handle in *H. */
+static muproc_msg_t *msg_handle(uint64_t *h) {
+  muproc_msg_t *m = muproc_msg_new(1, 0);
+  CHECK(m != NULL);
+  CHECK_OK(muproc_msg_put_new_handle(m, k_h, h));
+  return m;
+}
+
+/* A send-after to a full bounded inport is dropped, like any send to it:
+ * what was queued stays, nothing more is queued.  A dropped message that
+ * carries a handle waits for muproc_timer_reap, which hands it over with
+ * its handle still live; one without is freed at once. */
+static void send_after_to_full_inport(void) {
+  muproc_pid_t self;
+  muproc_msg_t *m;
+  uint64_t id = 0, h = 0;
+  int64_t now;
+
+  init_ok();
+  self = bind_self(1);
+  now = muproc_now_ns();
+  CHECK_OK(muproc_timer_send_after(self, now, msg_n(1), &id));
+  CHECK_OK(muproc_timer_send_after(self, now + MS, msg_n(2), &id));
+  CHECK_OK(muproc_timer_send_after(self, now + 2 * MS, msg_handle(&h), &id));
+  /* Each firing is done once its message is queued or freed: the two
+   * dropped ones leave only the queued one and the kept one. */
+  WAIT_UNTIL(muproc_stat(MUPROC_STAT_TIMERS) == 0 &&
+                 muproc_stat(MUPROC_STAT_MESSAGES) == 2,
+             10);
+  CHECK_EQ_INT(muproc_mbox_count(self), 1);
+  m = muproc_timer_reap();
+  CHECK(m != NULL);
+  CHECK_EQ_INT(muproc_msg_find(m, k_h), 0);
+  CHECK_EQ_INT(muproc_handle_live(h), 1);
+  muproc_msg_free(m);
+  CHECK_EQ_INT(muproc_handle_live(h), 0);
+  CHECK(muproc_timer_reap() == NULL);
+  m = next_msg(self, MUPROC_NOWAIT);
+  CHECK_EQ_INT(n_of(m), 1);
+  muproc_msg_free(m);
+  check_empty(self);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
+  exit_release(self, a_normal);
+  MUPROC_FINISH();
+}
+
+/* Timers cancelled by an exit keep the messages that carry handles for
+ * muproc_timer_reap; an explicit cancel frees its message at once. */
+static void exit_keeps_handles_for_reap(void) {
+  muproc_pid_t d;
+  uint64_t id = 0, cancelled = 0, h1 = 0, h2 = 0, h3 = 0;
+  int64_t far = muproc_now_ns() + 3600 * 1000 * MS;
+  int reaped = 0;
+  muproc_msg_t *m;
+
+  init_ok();
+  d = created(0);
+  CHECK_OK(muproc_timer_send_after(d, far, msg_handle(&h1), &id));
+  CHECK_OK(muproc_timer_signal(d, far, MS, msg_handle(&h2), &id));
+  CHECK_OK(muproc_timer_send_after(d, far, msg_n(1), &id));
+  CHECK_OK(muproc_timer_send_after(d, far, msg_handle(&h3), &cancelled));
+  CHECK_OK(muproc_timer_cancel(cancelled));
+  CHECK_EQ_INT(muproc_handle_live(h3), 0);
+  CHECK(muproc_timer_reap() == NULL);
+  exit_release(d, a_normal);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_TIMERS), 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 2);
+  CHECK_EQ_INT(muproc_handle_live(h1), 1);
+  CHECK_EQ_INT(muproc_handle_live(h2), 1);
+  while ((m = muproc_timer_reap()) != NULL) {
+    reaped++;
+    muproc_msg_free(m);
+  }
+  CHECK_EQ_INT(reaped, 2);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_HANDLES), 0);
+  CHECK_EQ_INT(muproc_stat(MUPROC_STAT_MESSAGES), 0);
+  MUPROC_FINISH();
+}
+
 /* A timer aimed at a process that is not alive is refused (ESRCH, the
  * caller keeps the message): exited, released, or a pid never used. */
 static void timer_to_dead_destination(void) {
@@ -707,6 +788,8 @@ static const struct tap_case cases[] = {
     TAP_CASE_TIMEOUT(cancel_repeating_stops, 60),
     TAP_CASE(owner_exit_cancels),
     TAP_CASE(destination_exit_cancels),
+    TAP_CASE(send_after_to_full_inport),
+    TAP_CASE(exit_keeps_handles_for_reap),
     TAP_CASE(timer_to_dead_destination),
     TAP_CASE_TIMEOUT(timer_races_destination_exit, 60),
     TAP_CASE(timer_invalid_args),
