@@ -54,9 +54,11 @@ live muproc."))
   (:documentation "Signalled when registering a port name that is taken."))
 
 (define-condition muproc-unknown-port-name (muproc-error)
-  ((name :initarg :name :reader unknown-port-name))
+  ((name :initarg :name :reader unknown-port-name)
+   (operation :initarg :operation :initform nil :reader muproc-condition-operation))
   (:report (lambda (c s)
-             (format s "No muproc is registered as port ~s." (unknown-port-name c))))
+             (format s "~@[~a: ~]No muproc is registered as port ~s."
+                     (muproc-condition-operation c) (unknown-port-name c))))
   (:documentation "Signalled when sending to, or unregistering, a port name
 that no live muproc holds."))
 
@@ -139,3 +141,83 @@ is the terminated muproc (or the port name it held)."))
              (format s "Error in ~a: ~a" (muproc-condition-muproc c)
                      (muproc-error-original c))))
   (:documentation "Carries an error that happened in another muproc."))
+
+;;; Muprocs designated by name, arguments checked at the operator the user
+;;; called, and how a MUPROC form's muproc ended.
+
+(define-condition muproc-not-a-muproc (muproc-error)
+  ((operation :initarg :operation :reader muproc-condition-operation)
+   (datum :initarg :datum :reader muproc-condition-datum))
+  (:report (lambda (c s)
+             (format s "~a: ~s is not a muproc.  Give a muproc, a symbol naming a ~
+                        live muproc (the name given to MUPROC-SPAWN; MUPROC-FIND and ~
+                        MUPROC-ALL-PROCESSES list them), or a keyword registered as ~
+                        a port name (MUPROC-REGISTER-PORT-NAME)."
+                     (muproc-condition-operation c) (muproc-condition-datum c))))
+  (:documentation "Signalled when an operator that wants a muproc is given
+something that can't designate one.  MUPROC-CONDITION-OPERATION names the
+operator called, MUPROC-CONDITION-DATUM is what it was given."))
+
+(define-condition muproc-unknown-name (muproc-error)
+  ((operation :initarg :operation :reader muproc-condition-operation)
+   (name :initarg :name :reader muproc-unknown-name-name))
+  (:report (lambda (c s)
+             (let ((name (muproc-unknown-name-name c)))
+               (format s "~a: no live muproc is named ~s.  A muproc's name is free ~
+                          again once it has exited; (muproc-find ~s) lists the live ~
+                          muprocs whose name contains ~:*~s, and a port name is a ~
+                          keyword (:~a)."
+                       (muproc-condition-operation c) name (string name)
+                       (string name)))))
+  (:documentation "Signalled when a symbol is given as a muproc's name and
+no live muproc has that name.  MUPROC-CONDITION-OPERATION names the
+operator called."))
+
+(define-condition muproc-invalid-argument (muproc-error)
+  ((operation :initarg :operation :reader muproc-condition-operation)
+   (argument :initarg :argument :reader muproc-invalid-argument-name)
+   (datum :initarg :datum :reader muproc-condition-datum)
+   (expected :initarg :expected :reader muproc-invalid-argument-expected)
+   (usage :initarg :usage :initform nil :reader muproc-invalid-argument-usage))
+  (:report (lambda (c s)
+             (format s "~a: its ~a argument is ~s, not ~a.~@[~%It is called as ~a.~]"
+                     (muproc-condition-operation c) (muproc-invalid-argument-name c)
+                     (muproc-condition-datum c) (muproc-invalid-argument-expected c)
+                     (muproc-invalid-argument-usage c))))
+  (:documentation "Signalled when an operator is given an argument of the
+wrong kind, arguments in the wrong order say.  The report names the
+operator called, the argument, what it should be and how it is called."))
+
+(defun check-argument (operation argument datum valid-p expected &optional usage)
+  "Signal MUPROC-INVALID-ARGUMENT for OPERATION unless VALID-P is true of
+DATUM, the value of its ARGUMENT (EXPECTED describes a valid one, USAGE
+how OPERATION is called)."
+  (unless (funcall valid-p datum)
+    (error 'muproc-invalid-argument :operation operation :argument argument
+                                    :datum datum :expected expected :usage usage)))
+
+(define-condition muproc-form-exited (muproc-error)
+  ((muproc :initarg :muproc :reader muproc-condition-muproc)
+   (reason :initarg :reason :reader muproc-form-exit-reason))
+  (:report (lambda (c s)
+             (format s "The muproc of the MUPROC form exited with reason ~s before ~
+                        its body returned (~a)."
+                     (muproc-form-exit-reason c) (muproc-condition-muproc c))))
+  (:documentation "Signalled in the caller of a MUPROC form whose muproc
+ended without its body returning or failing: the body called MUPROC-EXIT,
+or the muproc was killed, or exited over a link.  MUPROC-FORM-EXIT-REASON
+is its exit reason.  The CONTINUE restart makes the form return no
+values."))
+
+(define-condition muproc-form-timeout (warning)
+  ((muproc :initarg :muproc :reader muproc-condition-muproc)
+   (seconds :initarg :seconds :reader muproc-form-timeout-seconds))
+  (:report (lambda (c s)
+             (format s "The body of the MUPROC form did not finish within ~a s: its ~
+                        muproc ~a was killed with reason :TIMEOUT, and the form returns ~
+                        its timeout action."
+                     (muproc-form-timeout-seconds c) (muproc-condition-muproc c))))
+  (:documentation "A warning signalled by a MUPROC form whose body ran past
+its time limit, before the form returns its TIMEOUT-ACTION.  It tells a
+returned :TIMEOUT from the time limit: handle it, or muffle it
+(MUFFLE-WARNING) to return the timeout action quietly."))

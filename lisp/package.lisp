@@ -91,4 +91,8 @@ are those of cl-muproc.")
    #:mumsg-malformed #:mumsg-unsendable-value #:muproc-inport-full
    #:muproc-thread-limit #:muproc-not-in-muproc #:muproc-nested-receive
    #:muproc-send-to-terminated-muproc-condition
-   #:muproc-condition-muproc #:muproc-error-in-process))
+   #:muproc-condition-muproc #:muproc-error-in-process
+   #:muproc-not-a-muproc #:muproc-unknown-name #:muproc-unknown-name-name
+   #:muproc-invalid-argument #:muproc-condition-operation #:muproc-condition-datum
+   #:muproc-form-exited #:muproc-form-exit-reason
+   #:muproc-form-timeout #:muproc-form-timeout-seconds))
