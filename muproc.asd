@@ -40,6 +40,7 @@ registered ports, links and supervision, on libmuproc (C)."
   :serial t
   :components ((:file "package")
                (:file "fixtures")
+               (:file "run")
                (:file "test-library")
                (:file "test-mumsg")
                (:file "test-receive")
@@ -55,5 +56,5 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "test-supervisor")
                (:file "tap"))
   :perform (test-op (o c)
-             (unless (uiop:symbol-call :fiveam :run! :muproc)
+             (unless (uiop:symbol-call :muproc-tests :run-tests)
                (error "muproc tests failed"))))

@@ -10,11 +10,17 @@
   (or (and (keywordp name) (keyword-atom name))
       (error 'muproc-invalid-port-name :name name)))
 
+(defun registered-muproc (name)
+  "The muproc registered as port NAME, alive or exiting, or NIL."
+  (cffi:with-foreign-object (out :uint64)
+    (when (zerop (muproc.ffi:%whereis (port-atom name) out))
+      (pid-muproc (cffi:mem-ref out :uint64)))))
+
 (defun port-being-released-p (name)
   "True while port NAME is held by a muproc whose exit is under way in
 libmuproc: it is free once that exit ends, which it does without waiting
 on anyone (the name is released under the same lock as the state)."
-  (let ((owner (muproc-get-registered-port name)))
+  (let ((owner (registered-muproc name)))
     (or (null owner) (not (muproc-alive-p owner)))))
 
 (defun muproc-register-port-name (name &optional (muproc (muproc-current-process)))
@@ -36,7 +42,7 @@ released when MUPROC exits, at the moment its muproc name is."
       (cond ((zerop rc) name)
             ((= rc muproc.ffi:+eexist+)
              (error 'muproc-port-name-taken :name name
-                                            :owner (muproc-get-registered-port name)))
+                                            :owner (registered-muproc name)))
             ((= rc muproc.ffi:+esrch+)
              (error 'muproc-runtime-error :code rc
                                           :operation (format nil "registering ~s for ~a"
@@ -52,10 +58,11 @@ MUPROC-UNKNOWN-PORT-NAME if it is not registered."
     name))
 
 (defun muproc-get-registered-port (name)
-  "The live muproc registered as port NAME, or NIL."
-  (cffi:with-foreign-object (out :uint64)
-    (when (zerop (muproc.ffi:%whereis (port-atom name) out))
-      (pid-muproc (cffi:mem-ref out :uint64)))))
+  "The live muproc registered as port NAME, or NIL.  A muproc that is
+exiting holds its port names no more, as it holds its name no more (see
+MUPROC-FIND)."
+  (let ((owner (registered-muproc name)))
+    (and owner (muproc-alive-p owner) owner)))
 
 (defun muproc-registered-port-names (&optional (muproc (muproc-current-process)))
   "The port names MUPROC holds."
