@@ -154,6 +154,13 @@ now waits for what used to need settling."
 ;;; A child SBCL, for what must run in an image of its own (reloading
 ;;; muproc, a fresh REPL, crash cases).
 
+(defun fresh-temporary-directory ()
+  "A directory name under the temporary directory that no other test uses
+(not created)."
+  (uiop:ensure-directory-pathname
+   (format nil "~amuproc-test-~d-~d/" (uiop:temporary-directory)
+           (sb-unix:unix-getpid) (random 1000000000 (make-random-state t)))))
+
 (defun run-lisp-in-child (source &key (asd (asdf:system-source-file "muproc"))
                                       environment (timeout 300))
   "Start a fresh SBCL that loads muproc from ASD, then evaluates SOURCE

@@ -15,11 +15,6 @@
         (ensure-directories-exist target)
         (uiop:copy-file (merge-pathnames file top) target)))))
 
-(defun fresh-temporary-directory ()
-  (uiop:ensure-directory-pathname
-   (format nil "~amuproc-test-~d-~d/" (uiop:temporary-directory)
-           (sb-unix:unix-getpid) (random 1000000000 (make-random-state t)))))
-
 (defun load-muproc-in-child (dir libdir)
   "Load the muproc copied under DIR (see COPY-LISP-TREE) in a fresh SBCL
 with MUPROC_LIBDIR set to LIBDIR.  Returns what it printed and its exit
