@@ -221,3 +221,17 @@ values."))
 its time limit, before the form returns its TIMEOUT-ACTION.  It tells a
 returned :TIMEOUT from the time limit: handle it, or muffle it
 (MUFFLE-WARNING) to return the timeout action quietly."))
+
+(setf (documentation 'muproc-condition-operation 'function)
+      "The name of the operator the user called, as a string, in a muproc
+condition about its arguments (NIL in a MUPROC-UNKNOWN-PORT-NAME from a
+caller that gave none)."
+      (documentation 'muproc-condition-datum 'function)
+      "The value given where something else was wanted."
+      (documentation 'muproc-unknown-name-name 'function)
+      "The symbol that no live muproc has as its name."
+      (documentation 'muproc-form-exit-reason 'function)
+      "The exit reason of the muproc of a MUPROC form that ended without
+its body returning."
+      (documentation 'muproc-form-timeout-seconds 'function)
+      "The time limit, in seconds, that a MUPROC form's body ran past.")
