@@ -54,9 +54,11 @@ live muproc."))
   (:documentation "Signalled when registering a port name that is taken."))
 
 (define-condition muproc-unknown-port-name (muproc-error)
-  ((name :initarg :name :reader unknown-port-name))
+  ((name :initarg :name :reader unknown-port-name)
+   (operation :initarg :operation :initform nil :reader muproc-condition-operation))
   (:report (lambda (c s)
-             (format s "No muproc is registered as port ~s." (unknown-port-name c))))
+             (format s "~@[~a: ~]No muproc is registered as port ~s."
+                     (muproc-condition-operation c) (unknown-port-name c))))
   (:documentation "Signalled when sending to, or unregistering, a port name
 that no live muproc holds."))
 
@@ -156,27 +158,118 @@ is the terminated muproc (or the port name it held)."))
 its clauses could never match (no guard, a keyword as a key, a :TIMEOUT
 clause without the :TIMEOUT option...)."))
 
-(define-condition muproc-invalid-argument (muproc-error type-error)
-  ((operation :initarg :operation :reader invalid-argument-operation)
-   (argument :initarg :argument :reader invalid-argument-name)
-   (expected :initarg :expected :reader invalid-argument-expected))
+;;; Muprocs designated by name, arguments checked at the operator the user
+;;; called, and how a MUPROC form's muproc ended.
+
+(define-condition muproc-not-a-muproc (muproc-error)
+  ((operation :initarg :operation :reader muproc-condition-operation)
+   (datum :initarg :datum :reader muproc-condition-datum))
   (:report (lambda (c s)
-             (format s "~a: the ~a ~s is not ~a."
+             (format s "~a: ~s is not a muproc.  Give a muproc, a symbol naming a ~
+                        live muproc (the name given to MUPROC-SPAWN; MUPROC-FIND and ~
+                        MUPROC-ALL-PROCESSES list them), or a keyword registered as ~
+                        a port name (MUPROC-REGISTER-PORT-NAME)."
+                     (muproc-condition-operation c) (muproc-condition-datum c))))
+  (:documentation "Signalled when an operator that wants a muproc is given
+something that can't designate one.  MUPROC-CONDITION-OPERATION names the
+operator called, MUPROC-CONDITION-DATUM is what it was given."))
+
+(define-condition muproc-unknown-name (muproc-error)
+  ((operation :initarg :operation :reader muproc-condition-operation)
+   (name :initarg :name :reader muproc-unknown-name-name))
+  (:report (lambda (c s)
+             (let ((name (muproc-unknown-name-name c)))
+               (format s "~a: no live muproc is named ~s.  A muproc's name is free ~
+                          again once it has exited; (muproc-find ~s) lists the live ~
+                          muprocs whose name contains ~:*~s, and a port name is a ~
+                          keyword (:~a)."
+                       (muproc-condition-operation c) name (string name)
+                       (string name)))))
+  (:documentation "Signalled when a symbol is given as a muproc's name and
+no live muproc has that name.  MUPROC-CONDITION-OPERATION names the
+operator called."))
+
+(define-condition muproc-invalid-argument (muproc-error type-error)
+  ((operation :initarg :operation :reader muproc-condition-operation
+              :reader invalid-argument-operation)
+   (argument :initarg :argument :reader invalid-argument-name)
+   (datum :initarg :datum :reader muproc-condition-datum)
+   (expected :initarg :expected :reader invalid-argument-expected)
+   (usage :initarg :usage :initform nil :reader invalid-argument-usage))
+  (:default-initargs :expected-type t)
+  (:report (lambda (c s)
+             (format s "~a: its ~a argument is ~s, not ~a.~@[~%It is called as ~a.~]"
                      (invalid-argument-operation c) (invalid-argument-name c)
-                     (type-error-datum c) (invalid-argument-expected c))))
+                     (muproc-condition-datum c) (invalid-argument-expected c)
+                     (invalid-argument-usage c))))
   (:documentation "Signalled by a muproc operation given an argument it
-can't use, before it does anything.  INVALID-ARGUMENT-OPERATION names the
-operation called, INVALID-ARGUMENT-NAME the argument; TYPE-ERROR-DATUM is
-the value given (it is a TYPE-ERROR too)."))
+can't use (of the wrong kind, or arguments in the wrong order), before it
+does anything.  INVALID-ARGUMENT-OPERATION names the operation called,
+INVALID-ARGUMENT-NAME the argument, INVALID-ARGUMENT-EXPECTED what it
+should be and INVALID-ARGUMENT-USAGE how the operation is called (or
+NIL); it is a TYPE-ERROR too, whose datum is the value given."))
 
 (setf (documentation 'invalid-argument-operation 'function)
       "The name of the operation a MUPROC-INVALID-ARGUMENT was signalled by."
       (documentation 'invalid-argument-name 'function)
-      "The name of the argument a MUPROC-INVALID-ARGUMENT is about.")
+      "The name of the argument a MUPROC-INVALID-ARGUMENT is about."
+      (documentation 'invalid-argument-expected 'function)
+      "What the argument of a MUPROC-INVALID-ARGUMENT should have been."
+      (documentation 'invalid-argument-usage 'function)
+      "How the operation of a MUPROC-INVALID-ARGUMENT is called, or NIL.")
 
-(defun invalid-argument (operation argument datum expected expected-type)
+(defun invalid-argument (operation argument datum expected
+                         &optional (expected-type t) usage)
   "Signal MUPROC-INVALID-ARGUMENT: OPERATION's ARGUMENT was DATUM, which is
-not EXPECTED (a phrase) of EXPECTED-TYPE."
+not EXPECTED (a phrase) of EXPECTED-TYPE; USAGE tells how OPERATION is
+called."
   (error 'muproc-invalid-argument :operation operation :argument argument
                                   :datum datum :expected expected
-                                  :expected-type expected-type))
+                                  :expected-type expected-type :usage usage))
+
+(defun check-argument (operation argument datum valid-p expected &optional usage)
+  "Signal MUPROC-INVALID-ARGUMENT for OPERATION unless VALID-P is true of
+DATUM, the value of its ARGUMENT (EXPECTED describes a valid one, USAGE
+how OPERATION is called)."
+  (unless (funcall valid-p datum)
+    (invalid-argument operation argument datum expected t usage)))
+
+(define-condition muproc-form-exited (muproc-error)
+  ((muproc :initarg :muproc :reader muproc-condition-muproc)
+   (reason :initarg :reason :reader muproc-form-exit-reason))
+  (:report (lambda (c s)
+             (format s "The muproc of the MUPROC form exited with reason ~s before ~
+                        its body returned (~a)."
+                     (muproc-form-exit-reason c) (muproc-condition-muproc c))))
+  (:documentation "Signalled in the caller of a MUPROC form whose muproc
+ended without its body returning or failing: the body called MUPROC-EXIT,
+or the muproc was killed, or exited over a link.  MUPROC-FORM-EXIT-REASON
+is its exit reason.  The CONTINUE restart makes the form return no
+values."))
+
+(define-condition muproc-form-timeout (warning)
+  ((muproc :initarg :muproc :reader muproc-condition-muproc)
+   (seconds :initarg :seconds :reader muproc-form-timeout-seconds))
+  (:report (lambda (c s)
+             (format s "The body of the MUPROC form did not finish within ~a s: its ~
+                        muproc ~a was killed with reason :TIMEOUT, and the form returns ~
+                        its timeout action."
+                     (muproc-form-timeout-seconds c) (muproc-condition-muproc c))))
+  (:documentation "A warning signalled by a MUPROC form whose body ran past
+its time limit, before the form returns its TIMEOUT-ACTION.  It tells a
+returned :TIMEOUT from the time limit: handle it, or muffle it
+(MUFFLE-WARNING) to return the timeout action quietly."))
+
+(setf (documentation 'muproc-condition-operation 'function)
+      "The name of the operator the user called, as a string, in a muproc
+condition about its arguments (NIL in a MUPROC-UNKNOWN-PORT-NAME from a
+caller that gave none)."
+      (documentation 'muproc-condition-datum 'function)
+      "The value given where something else was wanted."
+      (documentation 'muproc-unknown-name-name 'function)
+      "The symbol that no live muproc has as its name."
+      (documentation 'muproc-form-exit-reason 'function)
+      "The exit reason of the muproc of a MUPROC form that ended without
+its body returning."
+      (documentation 'muproc-form-timeout-seconds 'function)
+      "The time limit, in seconds, that a MUPROC form's body ran past.")

@@ -180,7 +180,9 @@ does not return.  With another MUPROC: send it an exit signal, which
 reaches it even while it sleeps, waits in a receive or computes (it acts
 at its next safe point); a muproc that traps exits at that point gets the
 message (:terminated SENDER :reason REASON) instead.  Returns true if
-MUPROC was alive, else NIL."
+MUPROC was alive, else NIL.  MUPROC may be given as for MUPROC-KILL."
+  (when muproc
+    (setf muproc (find-muproc-or-lose muproc "MUPROC-EXIT")))
   (cond ((or (null muproc) (eq muproc *current-muproc*))
          (current-muproc-or-lose "MUPROC-EXIT")
          (throw '%muproc-exit reason))
@@ -195,31 +197,36 @@ MUPROC was alive, else NIL."
 
 (defun muproc-kill (muproc &optional (reason :killed))
   "Make MUPROC exit with REASON (default :KILLED); it can't trap this.
-Returns true if MUPROC was alive, else NIL."
-  (and (not (%muproc-exited muproc))
-       (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason))))
+MUPROC: a muproc, the symbol naming a live muproc, or a keyword registered
+as a port name (MUPROC-UNKNOWN-NAME, MUPROC-UNKNOWN-PORT-NAME or
+MUPROC-NOT-A-MUPROC otherwise).  Killing the current muproc unwinds it at
+once and does not return.  Returns true if MUPROC was alive, else NIL."
+  (let ((muproc (find-muproc-or-lose muproc "MUPROC-KILL")))
+    (if (eq muproc *current-muproc*)
+        ;; Through the priority lane the kill would wait for a safe point,
+        ;; and the caller could return (and finish its body) first.
+        (act-on-signal muproc.ffi:+k-kill+ (list :reason reason))
+        (and (not (%muproc-exited muproc))
+             (send-signal muproc muproc.ffi:+k-kill+ (list :reason reason))))))
 
 (defun muproc-interrupt (muproc function &rest arguments)
   "Make MUPROC apply FUNCTION to ARGUMENTS at its next safe point (in a
 receive, or at once if it is computing or sleeping), inside its own
-dynamic environment.  Returns true if MUPROC was alive.  An error
-FUNCTION signals ends MUPROC as any unhandled error does.  Signals
-MUPROC-INVALID-ARGUMENT unless MUPROC is a muproc and FUNCTION a function
-or the name of one."
-  (flet ((invalid (argument datum expected type)
-           (invalid-argument "MUPROC-INTERRUPT" argument datum expected type)))
-    (unless (muproc-p muproc)
-      (invalid :muproc muproc "a muproc" 'muproc))
-    (unless (or (functionp function)
-                (and (symbolp function) (fboundp function)
-                     (not (macro-function function))
-                     (not (special-operator-p function))))
-      (invalid :function function "a function or the name of one"
-               '(or function symbol)))
-    (and (not (%muproc-exited muproc))
-         (send-signal muproc muproc.ffi:+k-interrupt+
-                      (list :function (coerce function 'function)
-                            :arguments arguments)))))
+dynamic environment.  MUPROC may be given as for MUPROC-KILL.  Returns
+true if MUPROC was alive.  An error FUNCTION signals ends MUPROC as any
+unhandled error does.  Signals MUPROC-INVALID-ARGUMENT unless FUNCTION is
+a function or the name of one."
+  (setf muproc (find-muproc-or-lose muproc "MUPROC-INTERRUPT"))
+  (unless (or (functionp function)
+              (and (symbolp function) (fboundp function)
+                   (not (macro-function function))
+                   (not (special-operator-p function))))
+    (invalid-argument "MUPROC-INTERRUPT" :function function
+                      "a function or the name of one" '(or function symbol)))
+  (and (not (%muproc-exited muproc))
+       (send-signal muproc muproc.ffi:+k-interrupt+
+                    (list :function (coerce function 'function)
+                          :arguments arguments))))
 
 ;;; Exit reasons as libmuproc terms.
 
@@ -268,19 +275,22 @@ miss this."
     (sb-thread:condition-broadcast *exit-queue*)))
 
 (defun finish-muproc (muproc reason)
-  "Record REASON, free the name, exit in libmuproc, drain and release.
+  "Record REASON, exit in libmuproc, free the name, drain and release.
 Runs without interrupts: nothing may stop an exit half-way."
   (sb-sys:without-interrupts
     (let ((pid (%muproc-pid muproc))
           (name (%muproc-name muproc)))
-      ;; The name is free again before anyone can hear of the exit.
-      (when name
-        (sb-ext:with-locked-hash-table (*muproc-names*)
-          (when (eq (gethash name *muproc-names*) muproc)
-            (remhash name *muproc-names*))))
       (setf (%muproc-exit-reason muproc) reason)
       (multiple-value-bind (type value handle) (reason-term reason)
+        ;; Frees the port names and tells links and monitors.  The name is
+        ;; free from the same moment (NAMED-MUPROC skips a muproc libmuproc
+        ;; has seen exit), so whoever hears of the exit, or sees the name
+        ;; free, may respawn it and register the same ports.
         (muproc.ffi:check (muproc.ffi:%proc-exit pid type value) "muproc_proc_exit")
+        (when name
+          (sb-ext:with-locked-hash-table (*muproc-names*)
+            (when (eq (gethash name *muproc-names*) muproc)
+              (remhash name *muproc-names*))))
         (when handle (muproc.ffi:%handle-release handle))
         (drain-inport pid)
         (setf (%muproc-thread muproc) nil)

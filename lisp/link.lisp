@@ -11,11 +11,14 @@ are two-way and any exit travels over them, a normal one included: a
 linked muproc that does not trap exits then exits with
 (:LINKED-TO-EXIT name :FOR-REASON reason); one that traps exits receives
 (:terminated muproc :reason reason).  Linking to a muproc that has already
-exited gives that notice at once, with reason :NOPROC.  Returns T."
+exited gives that notice at once, with reason :NOPROC.  Muprocs may be
+given as for MUPROC-KILL.  Returns T."
   (multiple-value-bind (a b)
       (if muproc2
-          (values muproc1 muproc2)
-          (values (current-muproc-or-lose "MUPROC-LINK") muproc1))
+          (values (find-muproc-or-lose muproc1 "MUPROC-LINK")
+                  (find-muproc-or-lose muproc2 "MUPROC-LINK"))
+          (values (current-muproc-or-lose "MUPROC-LINK")
+                  (find-muproc-or-lose muproc1 "MUPROC-LINK")))
     (let ((rc (muproc.ffi:%link (%muproc-pid a) (%muproc-pid b))))
       (cond ((zerop rc) t)
             ((= rc muproc.ffi:+esrch+)
@@ -25,11 +28,14 @@ exited gives that notice at once, with reason :NOPROC.  Returns T."
 
 (defun muproc-unlink (muproc1 &optional muproc2)
   "Remove the link between MUPROC1 and MUPROC2 (or the current muproc and
-MUPROC1).  Once this returns no exit travels over that link.  Returns T."
+MUPROC1).  Once this returns no exit travels over that link.  Muprocs may
+be given as for MUPROC-KILL.  Returns T."
   (multiple-value-bind (a b)
       (if muproc2
-          (values muproc1 muproc2)
-          (values (current-muproc-or-lose "MUPROC-UNLINK") muproc1))
+          (values (find-muproc-or-lose muproc1 "MUPROC-UNLINK")
+                  (find-muproc-or-lose muproc2 "MUPROC-UNLINK"))
+          (values (current-muproc-or-lose "MUPROC-UNLINK")
+                  (find-muproc-or-lose muproc1 "MUPROC-UNLINK")))
     (muproc.ffi:%unlink (%muproc-pid a) (%muproc-pid b))
     t))
 
@@ -49,8 +55,10 @@ MUPROC1).  Once this returns no exit travels over that link.  Returns T."
   "Make the current muproc monitor MUPROC and return the monitor's tag.
 When MUPROC exits the current muproc receives (:terminated muproc :reason
 reason :monitor tag); it is never killed by it.  Monitoring a muproc that
-has already exited gives that message at once, with reason :NOPROC."
-  (let ((self (current-muproc-or-lose "MUPROC-MONITOR")))
+has already exited gives that message at once, with reason :NOPROC.
+MUPROC may be given as for MUPROC-KILL."
+  (let ((self (current-muproc-or-lose "MUPROC-MONITOR"))
+        (muproc (find-muproc-or-lose muproc "MUPROC-MONITOR")))
     (cffi:with-foreign-object (out :uint64)
       (muproc.ffi:check (muproc.ffi:%monitor (%muproc-pid self) (%muproc-pid muproc) out)
                         "muproc_monitor")

@@ -11,9 +11,10 @@
 
 ;;; Sending
 
-(defun destination-pid (destination)
+(defun destination-pid (destination &optional (operation "MUMSG-SEND"))
   "The pid DESTINATION designates, or NIL if it is a muproc known to have
-terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
+terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port;
+other designators are as for FIND-MUPROC-OR-LOSE (errors name OPERATION)."
   (typecase destination
     (muproc (unless (%muproc-exited destination) (%muproc-pid destination)))
     (keyword
@@ -21,9 +22,9 @@ terminated.  Signals MUPROC-UNKNOWN-PORT-NAME for an unregistered port."
        (let ((rc (muproc.ffi:%whereis (keyword-atom destination) out)))
          (if (zerop rc)
              (cffi:mem-ref out :uint64)
-             (error 'muproc-unknown-port-name :name destination)))))
-    (t (error 'type-error :datum destination
-                          :expected-type '(or muproc keyword)))))
+             (error 'muproc-unknown-port-name :name destination
+                                              :operation operation)))))
+    (t (destination-pid (find-muproc-or-lose destination operation)))))
 
 (defun send-to-terminated (destination &optional pid)
   "Signal that DESTINATION (whose pid was PID) has terminated; return NIL."
@@ -60,10 +61,12 @@ through reply ALIAS.  Returns 0 or the libmuproc code."
 
 (defun mumsg-send (destination &rest plist)
   "Send the mumsg made of PLIST (or PLIST's single element, if that is a
-mumsg) to DESTINATION: a muproc, a registered port name (a keyword) or
-*MUPROC-INPORT*.  Never blocks.  Returns T when queued.
+mumsg) to DESTINATION: a muproc, a registered port name (a keyword), the
+symbol naming a live muproc, or *MUPROC-INPORT*.  Never blocks.  Returns T
+when queued.
 An odd-length PLIST or a non-keyword key signals MUMSG-MALFORMED, an
-unregistered port name MUPROC-UNKNOWN-PORT-NAME, a full bounded inport
+unregistered port name MUPROC-UNKNOWN-PORT-NAME, a symbol no live muproc
+has as its name MUPROC-UNKNOWN-NAME, a full bounded inport
 MUPROC-INPORT-FULL (restart RETRY), all at the send site.  A terminated
 destination signals MUPROC-SEND-TO-TERMINATED-MUPROC-CONDITION (not an
 error) and returns NIL.  Values reach a Lisp muproc by reference (EQ); a C

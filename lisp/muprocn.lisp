@@ -6,13 +6,15 @@
   "Call FUNCTION in a new anonymous muproc and return its values once that
 muproc has ended; see the MUPROC macro."
   (let ((values nil)
+        (returned nil)
         (failure nil)
         (muproc nil)
         (ended nil)
         (killed nil))
     (flet ((body ()
              (handler-case
-                 (setf values (multiple-value-list (funcall function)))
+                 (setf values (multiple-value-list (funcall function))
+                       returned t)
                (serious-condition (c)
                  (setf failure c)
                  (muproc-exit (cons :error-in-process c)))))
@@ -37,15 +39,23 @@ muproc has ended; see the MUPROC macro."
                (sb-sys:with-local-interrupts
                  (when spawn-failure
                    (error spawn-failure))
-                 (cond ((nth-value 1 (muproc-wait-for-exit muproc :timeout timeout))
-                        (setf ended t)
-                        (when failure (error failure))
-                        (values-list values))
-                       (t
-                        (kill :timeout)
-                        (muproc-wait-for-exit muproc)
-                        (setf ended t)
-                        timeout-action))))
+                 (multiple-value-bind (reason exited)
+                     (muproc-wait-for-exit muproc :timeout timeout)
+                   (cond (exited
+                          (setf ended t)
+                          (cond (failure (error failure))
+                                (returned (values-list values))
+                                (t (with-simple-restart
+                                       (continue "Return no values from the MUPROC form.")
+                                     (error 'muproc-form-exited :muproc muproc
+                                                                :reason reason))
+                                   (values))))
+                         (t
+                          (kill :timeout)
+                          (muproc-wait-for-exit muproc)
+                          (setf ended t)
+                          (warn 'muproc-form-timeout :muproc muproc :seconds timeout)
+                          (funcall timeout-action))))))
           (when (and muproc (not ended))
             (kill :abandoned)
             (sb-sys:with-local-interrupts
@@ -56,13 +66,21 @@ muproc has ended; see the MUPROC macro."
 PROGN, for talking to muprocs from the REPL, e.g.
   (muproc () (mumsg-send :area-server :cmd :areas)
              (mumsg-receive (from) ((answer) t answer)))
-The values are returned once that muproc has ended.  An error in BODY is
-signalled again in the caller.  If BODY takes longer than TIMEOUT seconds
-(default 10; NIL: no limit), the muproc is killed with reason :TIMEOUT and
-TIMEOUT-ACTION (evaluated; default :TIMEOUT) is returned.  If the caller
-leaves the form before that (it is killed, or an abort at the REPL unwinds
-it), the muproc is killed with reason :ABANDONED and waited for."
-  `(run-in-fresh-muproc (lambda () ,@body) ,timeout ,timeout-action))
+The values are returned once that muproc has ended.  How else it can end:
+- An error in BODY is signalled again in the caller.
+- If the muproc exits without BODY returning (BODY calls MUPROC-EXIT, or
+  the muproc is killed, or exits over a link), MUPROC-FORM-EXITED is
+  signalled in the caller, carrying the exit reason; its CONTINUE restart
+  returns no values.
+- If BODY takes longer than TIMEOUT seconds (default 10; NIL: no limit),
+  the muproc is killed with reason :TIMEOUT, the warning
+  MUPROC-FORM-TIMEOUT is signalled, and TIMEOUT-ACTION's values are
+  returned (evaluated then, in the caller; default :TIMEOUT).  The
+  warning tells the time limit from a body that returned :TIMEOUT.
+- If the caller leaves the form before that (it is killed, or an abort at
+  the REPL unwinds it), the muproc is killed with reason :ABANDONED and
+  waited for."
+  `(run-in-fresh-muproc (lambda () ,@body) ,timeout (lambda () ,timeout-action)))
 
 (defmacro muprocn ((&optional (timeout 10) (timeout-action :timeout)) &body body)
   "Another name for the MUPROC form (cl-muproc's)."

@@ -95,4 +95,9 @@ are those of cl-muproc.")
    #:muproc-receive-syntax-error
    #:muproc-send-to-terminated-muproc-condition
    #:muproc-condition-muproc #:muproc-error-in-process
-   #:muproc-invalid-argument #:invalid-argument-operation #:invalid-argument-name))
+   #:muproc-invalid-argument #:invalid-argument-operation #:invalid-argument-name
+   #:invalid-argument-expected #:invalid-argument-usage
+   #:muproc-not-a-muproc #:muproc-unknown-name #:muproc-unknown-name-name
+   #:muproc-condition-operation #:muproc-condition-datum
+   #:muproc-form-exited #:muproc-form-exit-reason
+   #:muproc-form-timeout #:muproc-form-timeout-seconds))

@@ -133,10 +133,12 @@ where *TRACE-OUTPUT* is used.")
 (defun current-muproc-or-lose (operation)
   (or *current-muproc* (error 'muproc-not-in-muproc :operation operation)))
 
-(defun muproc-name (&optional (muproc (muproc-current-process)))
-  "The name of MUPROC (default: the current one): the symbol given to
-MUPROC-SPAWN (NIL for an anonymous muproc), or a keyword for a C muproc."
-  (%muproc-name muproc))
+(defun muproc-name (&optional (muproc (current-muproc-or-lose "MUPROC-NAME")))
+  "The name of MUPROC (default: the current one; MUPROC-NOT-IN-MUPROC
+outside a muproc): the symbol given to MUPROC-SPAWN (NIL for an anonymous
+muproc), or a keyword for a C muproc.  MUPROC may be given as for
+MUPROC-KILL."
+  (%muproc-name (find-muproc-or-lose muproc "MUPROC-NAME")))
 
 (defun muproc-state (muproc)
   "The state of MUPROC: :CREATED (not yet started), :RUNNING, :WAITING
@@ -193,12 +195,33 @@ condition) after an unhandled error."
             (return (loop for i below n
                           collect (pid-muproc (cffi:mem-aref buf :uint64 i))))))))))
 
+(defun named-muproc (name)
+  "The live muproc named NAME, or NIL.  A muproc that libmuproc has seen
+exit no longer holds its name, although its exit may still be finishing:
+its name is free the moment its port names are."
+  (let ((muproc (gethash name *muproc-names*)))
+    (and muproc (muproc-alive-p muproc) muproc)))
+
+(defun find-muproc-or-lose (designator operation)
+  "The muproc DESIGNATOR designates, for the operator named OPERATION: a
+muproc itself, a symbol naming a live muproc, or a keyword registered as a
+port name.  Otherwise signals MUPROC-UNKNOWN-NAME,
+MUPROC-UNKNOWN-PORT-NAME or MUPROC-NOT-A-MUPROC, naming OPERATION."
+  (typecase designator
+    (muproc designator)
+    (null (error 'muproc-not-a-muproc :operation operation :datum designator))
+    (keyword (or (muproc-get-registered-port designator)
+                 (error 'muproc-unknown-port-name :name designator :operation operation)))
+    (symbol (or (named-muproc designator)
+                (error 'muproc-unknown-name :name designator :operation operation)))
+    (t (error 'muproc-not-a-muproc :operation operation :datum designator))))
+
 (defun muproc-find (name)
   "Find live muprocs by name.  NAME a symbol: the live muproc of that name,
 or NIL.  NAME a string: a list of the live muprocs whose name contains it,
 ignoring case."
   (etypecase name
-    (symbol (gethash name *muproc-names*))
+    (symbol (named-muproc name))
     (string (remove-if-not (lambda (m)
                              (and (%muproc-name m)
                                   (search name (string (%muproc-name m))

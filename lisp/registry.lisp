@@ -10,20 +10,39 @@
   (or (and (keywordp name) (keyword-atom name))
       (error 'muproc-invalid-port-name :name name)))
 
+(defun registered-muproc (name)
+  "The muproc registered as port NAME, alive or exiting, or NIL."
+  (cffi:with-foreign-object (out :uint64)
+    (when (zerop (muproc.ffi:%whereis (port-atom name) out))
+      (pid-muproc (cffi:mem-ref out :uint64)))))
+
+(defun port-being-released-p (name)
+  "True while port NAME is held by a muproc whose exit is under way in
+libmuproc: it is free once that exit ends, which it does without waiting
+on anyone (the name is released under the same lock as the state)."
+  (let ((owner (registered-muproc name)))
+    (or (null owner) (not (muproc-alive-p owner)))))
+
 (defun muproc-register-port-name (name &optional (muproc (muproc-current-process)))
   "Register the keyword NAME as a port name of MUPROC (default: the current
 muproc), so that (mumsg-send NAME ...) reaches it.  Returns NAME.  Signals
 MUPROC-PORT-NAME-TAKEN if another live muproc holds NAME,
 MUPROC-INVALID-PORT-NAME if NAME is not a keyword, MUPROC-NOT-IN-MUPROC
-without a muproc.  The name is released when MUPROC exits."
+without a muproc.  MUPROC may be given as for MUPROC-KILL.  The name is
+released when MUPROC exits, at the moment its muproc name is."
   (let ((atom (port-atom name)))
     (unless muproc
       (error 'muproc-not-in-muproc :operation "MUPROC-REGISTER-PORT-NAME"))
-    (let ((rc (muproc.ffi:%register atom (%muproc-pid muproc))))
+    (setf muproc (find-muproc-or-lose muproc "MUPROC-REGISTER-PORT-NAME"))
+    (let ((rc (loop
+                (let ((rc (muproc.ffi:%register atom (%muproc-pid muproc))))
+                  (unless (and (= rc muproc.ffi:+eexist+) (port-being-released-p name))
+                    (return rc)))
+                (sb-thread:thread-yield))))
       (cond ((zerop rc) name)
             ((= rc muproc.ffi:+eexist+)
              (error 'muproc-port-name-taken :name name
-                                            :owner (muproc-get-registered-port name)))
+                                            :owner (registered-muproc name)))
             ((= rc muproc.ffi:+esrch+)
              (error 'muproc-runtime-error :code rc
                                           :operation (format nil "registering ~s for ~a"
@@ -39,10 +58,11 @@ MUPROC-UNKNOWN-PORT-NAME if it is not registered."
     name))
 
 (defun muproc-get-registered-port (name)
-  "The live muproc registered as port NAME, or NIL."
-  (cffi:with-foreign-object (out :uint64)
-    (when (zerop (muproc.ffi:%whereis (port-atom name) out))
-      (pid-muproc (cffi:mem-ref out :uint64)))))
+  "The live muproc registered as port NAME, or NIL.  A muproc that is
+exiting holds its port names no more, as it holds its name no more (see
+MUPROC-FIND)."
+  (let ((owner (registered-muproc name)))
+    (and owner (muproc-alive-p owner) owner)))
 
 (defun muproc-registered-port-names (&optional (muproc (muproc-current-process)))
   "The port names MUPROC holds."

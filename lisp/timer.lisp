@@ -132,16 +132,31 @@ NIL if it had fired (one-shot) or was never armed."
     (prog1 (and (plusp id) (zerop (muproc.ffi:%timer-cancel id)))
       (forget-timer-handles timer))))
 
+(defun check-schedule-arguments (operation function time time-argument)
+  "Errors that name OPERATION, the operator the user called, before any
+timer is made: the arguments of MUPROC-SEND-AFTER come in the other order."
+  (let ((usage (format nil "(~a FUNCTION ~a &optional REPEAT-INTERVAL): the ~
+                            function first, unlike MUPROC-SEND-AFTER"
+                       operation time-argument)))
+    (check-argument operation "FUNCTION" function
+                    (lambda (f) (or (functionp f) (and f (symbolp f) (fboundp f))))
+                    "a function" usage)
+    (check-argument operation time-argument time (lambda (x) (typep x '(real 0)))
+                    "a number of seconds" usage))
+  (current-muproc-or-lose operation))
+
 (defun muproc-schedule (function universal-time &optional repeat-interval)
   "Make the current muproc call FUNCTION inside itself at UNIVERSAL-TIME,
 then every REPEAT-INTERVAL seconds if given.  Returns the timer (see
 MUPROC-UNSCHEDULE-TIMER).  All of a muproc's timers are cancelled when it
 exits."
+  (check-schedule-arguments "MUPROC-SCHEDULE" function universal-time "UNIVERSAL-TIME")
   (schedule-timer (muproc-make-interrupt-timer function) universal-time
                   repeat-interval "MUPROC-SCHEDULE"))
 
 (defun muproc-schedule-relative (function delay &optional repeat-interval)
   "Like MUPROC-SCHEDULE, DELAY seconds from now."
+  (check-schedule-arguments "MUPROC-SCHEDULE-RELATIVE" function delay "DELAY")
   (schedule-timer-relative (muproc-make-interrupt-timer function) delay
                            repeat-interval "MUPROC-SCHEDULE-RELATIVE"))
 
@@ -155,7 +170,7 @@ else happens): no one is left to be told, as a sender would be by
 MUPROC-INPORT-FULL.  A DELAY longer than a century never comes."
   (check-plist plist)
   (let ((deadline (timer-deadline delay "MUPROC-SEND-AFTER"))
-        (pid (destination-pid destination)))
+        (pid (destination-pid destination "MUPROC-SEND-AFTER")))
     (unless pid
       (return-from muproc-send-after (send-to-terminated destination)))
     (let ((kind (muproc.ffi:%proc-kind pid)))

@@ -225,7 +225,7 @@ reached; nothing is started then."
       (note-spawned muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
-          (when (gethash name *muproc-names*)
+          (when (named-muproc name)
             (abandon-spawn muproc)
             (error 'muproc-name-taken :name name))
           (setf (gethash name *muproc-names*) muproc)))

@@ -86,12 +86,16 @@ from here, and return (exit-returned reason seconds cleanup-ran)."
 
 ;;; Leaks
 
-(defvar *baseline-threads* nil
-  "Threads alive before the first test: everything else must be a parked
-muproc worker after a test.")
-
-(defun non-baseline-threads ()
-  (set-difference (sb-thread:list-all-threads) *baseline-threads*))
+(defun stray-threads (threads-before)
+  "Threads alive now that are neither in THREADS-BEFORE (those alive when
+the test began: a REPL's own, the signal dispatcher, whatever ran the
+suite) nor muproc workers.  A worker between two muprocs (not yet parked)
+is a pool thread, not a leak: with no muproc left, every extra thread must
+be one."
+  (remove-if (lambda (thread)
+               (or (member thread threads-before)
+                   (string= (sb-thread:thread-name thread) muproc::*worker-thread-name*)))
+             (sb-thread:list-all-threads)))
 
 (defun unfinished-muprocs ()
   "Every muproc not yet cleaned up: alive, or exited and not yet released,
@@ -109,27 +113,29 @@ had to be killed."
         (muproc-kill m :leak-check)
         (muproc-wait-for-exit m :timeout seconds)))))
 
-(defun check-no-leaks ()
+(defun check-no-leaks (threads-before)
   "Assert that the test left nothing behind: no muproc, no handle, no
-message, timer, link, monitor or registered name, no thread but workers."
+message, timer, link, monitor or registered name, no thread but workers
+and THREADS-BEFORE."
   (is-true (wait-for-all-muprocs 5) "muprocs were still running after the test")
   (let ((stats (muproc-runtime-stats)))
     (dolist (key '(:processes :handles :messages :registered :lisp-handles
                    :live-muprocs :timers :links :monitors :key-indexes))
       (is (zerop (getf stats key)) "leak: ~s = ~a after the test" key (getf stats key)))
-    ;; A worker between two muprocs (not yet parked) is a pool thread,
-    ;; not a leak: with no muproc left, every extra thread must be one.
-    (let ((strays (remove muproc::*worker-thread-name* (non-baseline-threads)
-                          :key #'sb-thread:thread-name :test #'string=)))
+    (let ((strays (stray-threads threads-before)))
       (is (null strays) "leak: threads that are not muproc workers: ~a" strays))))
 
 (defmacro deftest (name (&key (timeout 30)) &body body)
   "A test of NAME: BODY under a watchdog of TIMEOUT seconds, then the leak
-check.  The docstring (first form) says what it checks."
-  `(test ,name
-     ,@(when (stringp (first body)) (list (pop body)))
-     (unwind-protect (call-with-watchdog ,timeout (lambda () ,@body))
-       (check-no-leaks))))
+check.  The docstring (first form) says what it checks.  The threads alive
+when the test begins are its baseline, so the check holds however the
+suite is run (RUN-TESTS, FIVEAM:RUN! at a REPL, ASDF:TEST-SYSTEM)."
+  (let ((threads-before (gensym "THREADS-BEFORE")))
+    `(test ,name
+       ,@(when (stringp (first body)) (list (pop body)))
+       (let ((,threads-before (sb-thread:list-all-threads)))
+         (unwind-protect (call-with-watchdog ,timeout (lambda () ,@body))
+           (check-no-leaks ,threads-before))))))
 
 (defun collect-output (function)
   "Call FUNCTION with *TRACE-OUTPUT* and the errorstream going to a string
@@ -144,3 +150,48 @@ stream; return the string."
   "Another name for DEFTEST, kept while suites still use it: the leak check
 now waits for what used to need settling."
   `(deftest ,name ,options ,@body))
+
+;;; A child SBCL, for what must run in an image of its own (reloading
+;;; muproc, a fresh REPL, crash cases).
+
+(defun fresh-temporary-directory ()
+  "A directory name under the temporary directory that no other test uses
+(not created)."
+  (uiop:ensure-directory-pathname
+   (format nil "~amuproc-test-~d-~d/" (uiop:temporary-directory)
+           (sb-unix:unix-getpid) (random 1000000000 (make-random-state t)))))
+
+(defun run-lisp-in-child (source &key (asd (asdf:system-source-file "muproc"))
+                                      environment (timeout 300))
+  "Start a fresh SBCL that loads muproc from ASD, then evaluates SOURCE
+(Lisp source text) form by form as LOAD does, IN-PACKAGE included.
+ENVIRONMENT: more \"VAR=value\" strings for the child.  The child is
+killed after TIMEOUT seconds.  Returns its standard output, its exit
+status and its error output.  Status 0: everything ran; 3: loading muproc
+or a form signalled an error, and the child printed \"CONDITION type\" and
+the report, each on a line of its own."
+  (let ((file (merge-pathnames (format nil "muproc-child-~d-~d.lisp" (sb-unix:unix-getpid)
+                                       (random 1000000000 (make-random-state t)))
+                               (uiop:temporary-directory))))
+    (with-open-file (out file :direction :output :if-exists :supersede)
+      (write-string source out))
+    (unwind-protect
+         (multiple-value-bind (out err code)
+             (uiop:run-program
+              (append (list "env") environment
+                      (list "timeout" "-k" "10" (princ-to-string timeout)
+                            (or (uiop:getenv "SBCL") "sbcl")
+                            "--non-interactive" "--no-sysinit" "--no-userinit"
+                            "--eval" "(require :asdf)"
+                            "--eval" (format nil "(asdf:load-asd ~s)" (namestring asd))
+                            "--eval" (format nil "(handler-case (progn (asdf:load-system :muproc)
+                                                                      (load ~s))
+                                                    (error (c)
+                                                      (format t \"~~&CONDITION ~~a~~%~~a~~%\"
+                                                              (type-of c) c)
+                                                      (finish-output)
+                                                      (sb-ext:exit :code 3 :abort t)))"
+                                             (namestring file))))
+              :output :string :error-output :string :ignore-error-status t)
+           (values out code err))
+      (delete-file file))))

@@ -4,7 +4,7 @@
   (:use #:common-lisp #:muproc #:fiveam)
   (:documentation "FiveAM suites for muproc: one per area, every test
 under a watchdog and followed by a leak check.")
-  (:export #:run-tap))
+  (:export #:run-tests #:run-tap))
 
 (in-package #:muproc-tests)
 

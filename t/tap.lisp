@@ -6,15 +6,18 @@
 (in-package #:muproc-tests)
 
 (defun run-tap (&optional (suite :muproc))
-  "Run SUITE and print one TAP line per test (details of failures as
-comments).  Returns T when everything passed."
-  (setf *baseline-threads* (sb-thread:list-all-threads))
-  (let* ((results (let ((*test-dribble* (make-broadcast-stream))
-                        ;; Muprocs log to *TRACE-OUTPUT* by default: keep
-                        ;; their lines out of the TAP stream.
-                        (*trace-output* *error-output*))
-                    (run suite)))
-         (by-test (make-hash-table :test 'eq))
+  "Run SUITE through RUN-TESTS and print one TAP line per test (details of
+failures as comments).  Returns T when everything passed."
+  (let ((*test-dribble* (make-broadcast-stream))
+        ;; Muprocs log to *TRACE-OUTPUT* by default: keep their lines out
+        ;; of the TAP stream.
+        (*trace-output* *error-output*))
+    (run-tests :suite suite :report #'print-tap)))
+
+(defun print-tap (results)
+  "Print FiveAM's RESULTS as TAP, one line per test; true when every test
+passed."
+  (let* ((by-test (make-hash-table :test 'eq))
          (order '()))
     (dolist (r results)
       (let ((name (fiveam::name (fiveam::test-case r))))

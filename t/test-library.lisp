@@ -15,28 +15,16 @@
         (ensure-directories-exist target)
         (uiop:copy-file (merge-pathnames file top) target)))))
 
-(defun fresh-temporary-directory ()
-  (uiop:ensure-directory-pathname
-   (format nil "~amuproc-test-~d-~d/" (uiop:temporary-directory)
-           (sb-unix:unix-getpid) (random 1000000000 (make-random-state t)))))
-
 (defun load-muproc-in-child (dir libdir)
   "Load the muproc copied under DIR (see COPY-LISP-TREE) in a fresh SBCL
 with MUPROC_LIBDIR set to LIBDIR.  Returns what it printed and its exit
 status: 3 and \"CONDITION type\" then the report when loading signalled."
-  (multiple-value-bind (out err code)
-      (uiop:run-program
-       (list "env" (format nil "MUPROC_LIBDIR=~a" libdir)
-             (format nil "XDG_CACHE_HOME=~a" (namestring (merge-pathnames "cache/" dir)))
-             (or (uiop:getenv "SBCL") "sbcl") "--non-interactive" "--no-sysinit" "--no-userinit"
-             "--eval" "(require :asdf)"
-             "--eval" (format nil "(asdf:load-asd ~s)"
-                              (namestring (merge-pathnames "muproc.asd" dir)))
-             "--eval" "(handler-case (asdf:load-system :muproc)
-                         (error (c) (format t \"~&CONDITION ~a~%~a~%\" (type-of c) c)
-                                    (uiop:quit 3)))")
-       :output :string :error-output :string :ignore-error-status t)
-    (declare (ignore err))
+  (multiple-value-bind (out code)
+      (run-lisp-in-child ""
+                         :asd (merge-pathnames "muproc.asd" dir)
+                         :environment (list (format nil "MUPROC_LIBDIR=~a" libdir)
+                                            (format nil "XDG_CACHE_HOME=~a"
+                                                    (namestring (merge-pathnames "cache/" dir)))))
     (values out code)))
 
 (deftest library.not-found-lists-every-path (:timeout 120)

@@ -83,7 +83,8 @@ unreadable print shows the pairs in order."
 (deftest mumsg.send-forms ()
   "MUMSG-SEND returns T when the message is queued; it accepts a plist or a
 single mumsg (whose pairs are sent, in order); it sends from a plain thread
-too; a destination that is neither a muproc nor a keyword is a TYPE-ERROR."
+too; a destination that is not a muproc, a keyword or a symbol signals
+MUPROC-NOT-A-MUPROC."
   (let* ((got '())
          (r (muproc-spawn nil (lambda ()
                                 (dotimes (i 2)
@@ -94,8 +95,8 @@ too; a destination that is neither a muproc nor a keyword is a TYPE-ERROR."
     (is (eq t (mumsg-send r (mumsg :z 3 :a nil))))
     (muproc-wait-for-exit r :timeout 10)
     (is (equal '((:x 1 :y "two") (:z 3 :a nil)) (reverse got))))
-  (signals type-error (mumsg-send "not-a-destination" :a 1))
-  (signals type-error (mumsg-send 42 :a 1)))
+  (signals muproc-not-a-muproc (mumsg-send "not-a-destination" :a 1))
+  (signals muproc-not-a-muproc (mumsg-send 42 :a 1)))
 
 (deftest mumsg.pairs-arrive-in-order ()
   "The pairs of a mumsg arrive in the order they were sent, every one of

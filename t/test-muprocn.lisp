@@ -51,25 +51,101 @@ condition (its type and its slots), once the muproc has ended."
     (is (string= "plain error" (princ-to-string c))))
   (is (eql 3 (muproc () 3)) "the form works again after errors"))
 
+(defmacro with-form-timeouts ((list) &body body)
+  "Evaluate BODY, muffling the MUPROC-FORM-TIMEOUT warnings it signals and
+collecting them (newest first) in the variable LIST."
+  `(let ((,list '()))
+     (handler-bind ((muproc-form-timeout (lambda (w)
+                                           (push w ,list)
+                                           (muffle-warning w))))
+       ,@body)))
+
 (deftest muprocn.timeout ()
   "A body running longer than the MUPROC form's timeout is killed (its
 muproc exits with :TIMEOUT) and the timeout-action's value is returned,
 :TIMEOUT by default; a body within its timeout is unaffected."
-  (let ((inner nil)
-        ;; Killed muprocs log a line: keep it off the test output.
-        (*muproc-errorstream* (make-broadcast-stream)))
-    (let* ((start (now))
-           (result (muproc (0.2 (list :too-slow (+ 1 2)))
-                     (setf inner (muproc-current-process))
-                     (mumsg-receive (from) ((never) t))))
-           (elapsed (seconds-since start)))
-      (is (equal '(:too-slow 3) result))
-      (is (< 0.19 elapsed 5) "returned after ~,3f s" elapsed))
-    (is (muproc-p inner))
-    (is (not (muproc-alive-p inner)) "the form returned before its muproc ended")
-    (is (eq :timeout (muproc-wait-for-exit inner :timeout 5)))
-    (is (eq :timeout (muproc (0.1) (sleep 10)))))
-  (is (eq :in-time (muproc (5 :late) :in-time))))
+  (with-form-timeouts (warnings)
+    (let ((inner nil)
+          ;; Killed muprocs log a line: keep it off the test output.
+          (*muproc-errorstream* (make-broadcast-stream)))
+      (let* ((start (now))
+             (result (muproc (0.2 (list :too-slow (+ 1 2)))
+                       (setf inner (muproc-current-process))
+                       (mumsg-receive (from) ((never) t))))
+             (elapsed (seconds-since start)))
+        (is (equal '(:too-slow 3) result))
+        (is (< 0.19 elapsed 5) "returned after ~,3f s" elapsed))
+      (is (muproc-p inner))
+      (is (not (muproc-alive-p inner)) "the form returned before its muproc ended")
+      (is (eq :timeout (muproc-wait-for-exit inner :timeout 5)))
+      (is (eq :timeout (muproc (0.1) (sleep 10)))))
+    (is (eq :in-time (muproc (5 :late) :in-time)))
+    (is (= 2 (length warnings)))))
+
+(deftest muprocn.timeout-told-from-a-returned-timeout ()
+  "Past its time limit the MUPROC form signals the warning
+MUPROC-FORM-TIMEOUT (its muproc and the limit) before it returns the
+timeout action, which it evaluates only then; a body that returns :TIMEOUT
+signals nothing, so the two can be told apart."
+  (let ((*muproc-errorstream* (make-broadcast-stream))
+        (evaluated 0))
+    (with-form-timeouts (warnings)
+      (is (eq :timeout (muproc () :timeout)))
+      (is (eq :in-time (muproc (5 (progn (incf evaluated) :late)) :in-time)))
+      (is (null warnings) "a body that returned in time signalled ~a" warnings)
+      (is (zerop evaluated) "the timeout action was evaluated though no timeout happened"))
+    (with-form-timeouts (warnings)
+      (let ((inner nil))
+        (is (equal '(:late 1)
+                   (multiple-value-list
+                    (muproc (0.1 (values :late (incf evaluated)))
+                      (setf inner (muproc-current-process))
+                      (mumsg-receive (from) ((never) t))))))
+        (is (= 1 (length warnings)))
+        (let ((w (first warnings)))
+          (is (typep w 'warning))
+          (is (eq inner (muproc-condition-muproc w)))
+          (is (eql 0.1 (muproc-form-timeout-seconds w)))
+          (is (search "did not finish within 0.1 s" (princ-to-string w))))))
+    ;; Unhandled, the warning reaches the user (as a REPL prints it).
+    (let ((printed (with-output-to-string (*error-output*)
+                     (is (eq :timeout (muproc (0.1) (sleep 10)))))))
+      (is (search "MUPROC form did not finish" printed) "printed: ~s" printed))))
+
+(deftest muprocn.exit-without-returning-is-signalled ()
+  "A MUPROC form whose muproc ends without its body returning signals
+MUPROC-FORM-EXITED in the caller, carrying the exit reason and the
+muproc: the body calling MUPROC-EXIT, its muproc killed from outside, or
+exiting over a link.  The CONTINUE restart returns no values; a body that
+returns signals nothing."
+  (let ((*muproc-errorstream* (make-broadcast-stream)))
+    (flet ((ending (thunk)
+             (handler-case (progn (funcall thunk) :returned)
+               (muproc-form-exited (c)
+                 (is (not (muproc-alive-p (muproc-condition-muproc c))))
+                 (is (search "before its body returned" (princ-to-string c)))
+                 (muproc-form-exit-reason c)))))
+      (is (eq :bye (ending (lambda () (muproc () (muproc-exit :bye) :not-reached)))))
+      (is (eq :normal (ending (lambda () (muproc () (muproc-exit :normal))))))
+      (is (eq :returned (ending (lambda () (muproc () (values))))))
+      ;; Killed from outside.
+      (let ((me nil))
+        (is (eq :go-away
+                (ending (lambda ()
+                          (muproc ()
+                            (setf me (muproc-current-process))
+                            (muproc-spawn nil (lambda () (muproc-kill me :go-away)) nil)
+                            (mumsg-receive (from) ((never) t))))))))
+      ;; Over a link.
+      (is (equal '(:linked-to-exit link-partner :for-reason :boom)
+                 (ending (lambda ()
+                           (muproc ()
+                             (muproc-spawn 'link-partner (lambda () (muproc-exit :boom)) nil
+                                           :link t)
+                             (mumsg-receive (from) ((never) t)))))))
+      (is (equal '() (multiple-value-list
+                      (handler-bind ((muproc-form-exited #'continue))
+                        (muproc () (muproc-exit :bye)))))))))
 
 (deftest muprocn.abandoned-form-kills-its-muproc ()
   "A caller that leaves a MUPROC form before its muproc ended (the caller
@@ -162,7 +238,8 @@ timeout."
   (is (equal '(1 2) (multiple-value-list (muprocn () (values 1 2)))))
   (signals muprocn-test-error (muprocn () (error 'muprocn-test-error)))
   (is (eq :gave-up (let ((*muproc-errorstream* (make-broadcast-stream)))
-                     (muprocn (0.1 :gave-up) (sleep 10))))))
+                     (with-form-timeouts (warnings)
+                       (muprocn (0.1 :gave-up) (sleep 10)))))))
 
 (deftest muprocn.message-tags ()
   "MUPROC-WITH-MESSAGE-TAG binds a fresh tag each time; MUPROC-MSGTAG= is

@@ -598,3 +598,106 @@ locked: logging still works afterwards, from any thread."
                    :name "logging after exits")))
       ;; A thread of its own: a lock left taken would hang it, not the suite.
       (is (eq :logged (sb-thread:join-thread thread :default :hung :timeout 10))))))
+
+(deftest process.killing-oneself-acts-at-once ()
+  "A muproc that kills itself (MUPROC-KILL of the current muproc, given as
+itself or by name), or exits itself naming itself (MUPROC-EXIT with the
+current muproc), unwinds at once: nothing after the call runs, cleanups
+do, and the reason is the one given.  A kill of oneself can't be trapped.
+The MUPROC form's muproc killing itself is reported as such."
+  (let ((*muproc-errorstream* (make-broadcast-stream)))
+    (dolist (case (list (list :killed (lambda () (muproc-kill (muproc-current-process))))
+                        (list :mine (lambda () (muproc-kill (muproc-current-process) :mine)))
+                        (list :by-name (lambda () (muproc-kill 'self-killer :by-name)))
+                        (list :trapping (lambda ()
+                                          (muproc-set-trap-exits t)
+                                          (muproc-kill (muproc-current-process) :trapping)))
+                        (list :exit-self (lambda ()
+                                           (muproc-exit :exit-self (muproc-current-process))))
+                        (list :exit-by-name (lambda () (muproc-exit :exit-by-name 'self-killer)))))
+      (destructuring-bind (expected how) case
+        (let* ((reached nil)
+               (cleaned-up nil)
+               (m (muproc-spawn 'self-killer
+                                (lambda ()
+                                  (unwind-protect (progn (funcall how) (setf reached t))
+                                    (setf cleaned-up t)))
+                                nil)))
+          (is (eq expected (muproc-wait-for-exit m :timeout 10)) "~s" expected)
+          (is (not reached) "~s: the muproc went on after killing itself" expected)
+          (is-true cleaned-up "~s: its cleanups did not run" expected))))
+    (is (eq :killed (handler-case (muproc () (muproc-kill (muproc-current-process)) :not-reached)
+                      (muproc-form-exited (c) (muproc-form-exit-reason c)))))))
+
+(defun echo-loop ()
+  "Answer (:ping x) with (:pong x) until killed or told to exit."
+  (loop (mumsg-receive (from) ((ping) t (mumsg-send from :pong ping)))))
+
+(defun signalled-report (thunk)
+  "The type and the report of the error THUNK signals, or NIL."
+  (handler-case (progn (funcall thunk) nil)
+    (error (c) (list (type-of c) (princ-to-string c)))))
+
+(deftest process.names-where-a-muproc-is-wanted ()
+  "Where a muproc is wanted, the symbol naming a live muproc works too (as
+generic calls accept it) and a keyword designates the muproc registered as
+that port: MUMSG-SEND, MUPROC-LINK, MUPROC-MONITOR, MUPROC-INTERRUPT,
+MUPROC-NAME, MUPROC-EXIT, MUPROC-KILL."
+  (let* ((echo (muproc-spawn 'named-echo #'echo-loop nil :trap-exits t))
+         (ran-in (sb-thread:make-semaphore)))
+    (destructuring-bind (pong port-pong linked-notice interrupted-name monitor-notice)
+        (muproc (20)
+          (muproc-register-port-name :named-echo-port 'named-echo)
+          (mumsg-send 'named-echo :ping 1)
+          (mumsg-send :named-echo-port :ping 2)
+          (list (mumsg-receive (from) ((pong) (eql pong 1) pong))
+                (mumsg-receive (from) ((pong) (eql pong 2) pong))
+                (progn (muproc-link 'named-echo)
+                       (muproc-unlink 'named-echo)
+                       (muproc-links))
+                (progn (muproc-interrupt 'named-echo
+                                         (lambda () (sb-thread:signal-semaphore ran-in)))
+                       (sb-thread:wait-on-semaphore ran-in :timeout 10))
+                (let ((tag (muproc-monitor 'named-echo)))
+                  (muproc-exit :first :named-echo-port)      ; trapped: a message
+                  (muproc-kill 'named-echo :by-name)
+                  (mumsg-receive (from :timeout 10)
+                    ((terminated reason monitor) (muproc-msgtag= monitor tag)
+                     (list terminated reason))
+                    (:timeout :no-notice)))))
+      (is (eql 1 pong))
+      (is (eql 2 port-pong))
+      (is (null linked-notice) "still linked: ~s" linked-notice)
+      (is-true interrupted-name)
+      (is (equal (list echo :by-name) monitor-notice)))
+    (is (eq :by-name (muproc-wait-for-exit echo :timeout 10)))
+    (is (eq 'named-echo (muproc-name echo)))))
+
+(deftest process.bad-muproc-designators-say-what-to-do ()
+  "A name no live muproc holds, an unregistered port name and a value that
+can't designate a muproc each signal a muproc error that names the
+operator called and says what to give instead (MUPROC-FIND, port names);
+MUPROC-NAME outside a muproc signals MUPROC-NOT-IN-MUPROC."
+  (flet ((check (type operation thunk &rest hints)
+           (let ((got (signalled-report thunk)))
+             (is (eq type (first got)) "~a: signalled ~s" operation got)
+             (is (search (format nil "~a:" operation) (or (second got) ""))
+                 "the report does not name ~a: ~s" operation (second got))
+             (dolist (hint hints)
+               (is (search hint (or (second got) "") :test #'char-equal) "~a: no ~s in ~s" operation hint
+                   (second got))))))
+    (check 'muproc-unknown-name "MUMSG-SEND" (lambda () (mumsg-send 'no-such-muproc :a 1))
+           "MUPROC-FIND" ":NO-SUCH-MUPROC")
+    (check 'muproc-unknown-name "MUPROC-KILL" (lambda () (muproc-kill 'no-such-muproc))
+           "MUPROC-FIND")
+    (check 'muproc-unknown-name "MUPROC-EXIT" (lambda () (muproc-exit :x 'no-such-muproc))
+           "MUPROC-FIND")
+    (check 'muproc-unknown-port-name "MUPROC-KILL" (lambda () (muproc-kill :no-such-port)))
+    (check 'muproc-not-a-muproc "MUMSG-SEND" (lambda () (mumsg-send 42 :a 1))
+           "MUPROC-FIND" "port name")
+    (check 'muproc-not-a-muproc "MUPROC-KILL" (lambda () (muproc-kill "echo")))
+    (check 'muproc-not-a-muproc "MUPROC-INTERRUPT" (lambda () (muproc-interrupt nil #'identity)))
+    (check 'muproc-not-a-muproc "MUPROC-LINK" (lambda () (muproc-link 3 4))))
+  (let ((c (handler-case (muproc-name) (error (e) e))))
+    (is (typep c 'muproc-not-in-muproc))
+    (is (search "MUPROC-NAME" (princ-to-string c)))))

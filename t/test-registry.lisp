@@ -193,3 +193,39 @@ MUPROC-REGISTERED-PORT-NAMES lists exactly those it holds."
     (is (eq :normal (muproc-wait-for-exit holder :timeout 10)))
     (is (null (muproc-get-registered-port :registry-one)))
     (is (null (muproc-get-registered-port :registry-three)))))
+
+(deftest registry.port-names-free-with-the-muproc-name (:timeout 120)
+  "A killed muproc's port names are free from the moment its name is: once
+MUPROC-FIND no longer finds it, MUPROC-GET-REGISTERED-PORT finds nothing
+either, and a muproc respawned under the same name at once registers the
+same port name (never MUPROC-PORT-NAME-TAKEN naming the dead owner)."
+  (let ((*muproc-errorstream* (make-broadcast-stream))
+        (observed '()))
+    (flet ((spawn-holder (tell)
+             (muproc-spawn 'port-holder
+                           (lambda ()
+                             (mumsg-send tell :registered
+                                         (handler-case (muproc-register-port-name :held-port)
+                                           (muproc-port-name-taken (c) c)))
+                             (mumsg-receive (from) ((never) t)))
+                           nil)))
+      (muproc (100)
+        (let ((me (muproc-current-process))
+              (holder nil))
+          (setf holder (spawn-holder me))
+          (mumsg-receive (from) ((registered) t))
+          (dotimes (i 200)
+            (muproc-kill holder)
+            (loop while (muproc-find 'port-holder))
+            (push (muproc-get-registered-port :held-port) observed)
+            (setf holder (loop (handler-case (return (spawn-holder me))
+                                 (muproc-name-taken () nil))))
+            (push (mumsg-receive (from) ((registered) t registered)) observed))
+          (muproc-kill holder)
+          (muproc-wait-for-exit holder :timeout 10))))
+    (let ((stale (count-if #'muproc-p observed))
+          (refused (count-if (lambda (r) (typep r 'condition)) observed)))
+      (is (zerop stale) "~d times a port was still held once the name was free" stale)
+      (is (zerop refused) "~d respawns could not register their port: ~a" refused
+          (find-if (lambda (r) (typep r 'condition)) observed))
+      (is (= 200 (count :held-port observed))))))

@@ -401,3 +401,31 @@ the leak check sees)."
     (is (= 1 (muproc-unmatched-input-count destination)))
     (sb-thread:signal-semaphore go)
     (is (equal '(:got 1 :left 0) (muproc-wait-for-exit destination :timeout 10)))))
+
+(deftest timer.schedule-errors-name-the-operator-called ()
+  "MUPROC-SCHEDULE-RELATIVE and MUPROC-SCHEDULE given their arguments in
+MUPROC-SEND-AFTER's order (the time first) signal MUPROC-INVALID-ARGUMENT,
+whose report names the operator called, the argument and the order
+expected; outside a muproc they signal MUPROC-NOT-IN-MUPROC naming
+themselves, not the timer operators they call.  No timer is left."
+  (flet ((report-of (thunk)
+           (handler-case (progn (funcall thunk) nil)
+             (error (c) (list (type-of c) (princ-to-string c))))))
+    (destructuring-bind (relative absolute)
+        (muproc ()
+          (list (report-of (lambda () (muproc-schedule-relative 0.1 (lambda ()))))
+                (report-of (lambda () (muproc-schedule (get-universal-time) (lambda ()))))))
+      (is (eq 'muproc-invalid-argument (first relative)) "signalled ~s" relative)
+      (is (search "MUPROC-SCHEDULE-RELATIVE: its FUNCTION argument is 0.1" (second relative))
+          "report: ~s" (second relative))
+      (is (search "(MUPROC-SCHEDULE-RELATIVE FUNCTION DELAY" (second relative)))
+      (is (search "MUPROC-SEND-AFTER" (second relative)))
+      (is (eq 'muproc-invalid-argument (first absolute)) "signalled ~s" absolute)
+      (is (search "(MUPROC-SCHEDULE FUNCTION UNIVERSAL-TIME" (second absolute))
+          "report: ~s" (second absolute)))
+    (let ((outside (report-of (lambda () (muproc-schedule-relative (lambda ()) 0.1)))))
+      (is (eq 'muproc-not-in-muproc (first outside)))
+      (is (search "MUPROC-SCHEDULE-RELATIVE must be called inside a muproc" (second outside))
+          "report: ~s" (second outside)))
+    (let ((outside (report-of (lambda () (muproc-schedule (lambda ()) (get-universal-time))))))
+      (is (search "MUPROC-SCHEDULE must be called" (second outside)) "report: ~s" outside))))
