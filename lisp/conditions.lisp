@@ -161,19 +161,6 @@ clause without the :TIMEOUT option...)."))
 ;;; Muprocs designated by name, arguments checked at the operator the user
 ;;; called, and how a MUPROC form's muproc ended.
 
-(define-condition muproc-not-a-muproc (muproc-error)
-  ((operation :initarg :operation :reader muproc-condition-operation)
-   (datum :initarg :datum :reader muproc-condition-datum))
-  (:report (lambda (c s)
-             (format s "~a: ~s is not a muproc.  Give a muproc, a symbol naming a ~
-                        live muproc (the name given to MUPROC-SPAWN; MUPROC-FIND and ~
-                        MUPROC-ALL-PROCESSES list them), or a keyword registered as ~
-                        a port name (MUPROC-REGISTER-PORT-NAME)."
-                     (muproc-condition-operation c) (muproc-condition-datum c))))
-  (:documentation "Signalled when an operator that wants a muproc is given
-something that can't designate one.  MUPROC-CONDITION-OPERATION names the
-operator called, MUPROC-CONDITION-DATUM is what it was given."))
-
 (define-condition muproc-unknown-name (muproc-error)
   ((operation :initarg :operation :reader muproc-condition-operation)
    (name :initarg :name :reader muproc-unknown-name-name))
@@ -233,6 +220,19 @@ DATUM, the value of its ARGUMENT (EXPECTED describes a valid one, USAGE
 how OPERATION is called)."
   (unless (funcall valid-p datum)
     (invalid-argument operation argument datum expected t usage)))
+
+(define-condition muproc-not-a-muproc (muproc-invalid-argument) ()
+  (:default-initargs :argument :muproc :expected "a muproc" :expected-type 'muproc)
+  (:report (lambda (c s)
+             (format s "~a: ~s is not a muproc.  Give a muproc, a symbol naming a ~
+                        live muproc (the name given to MUPROC-SPAWN; MUPROC-FIND and ~
+                        MUPROC-ALL-PROCESSES list them), or a keyword registered as ~
+                        a port name (MUPROC-REGISTER-PORT-NAME)."
+                     (muproc-condition-operation c) (muproc-condition-datum c))))
+  (:documentation "Signalled when an operator that wants a muproc is given
+something that can't designate one (a MUPROC-INVALID-ARGUMENT about its
+muproc argument).  MUPROC-CONDITION-OPERATION names the operator called,
+MUPROC-CONDITION-DATUM is what it was given."))
 
 (define-condition muproc-form-exited (muproc-error)
   ((muproc :initarg :muproc :reader muproc-condition-muproc)

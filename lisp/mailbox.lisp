@@ -105,13 +105,34 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
   "The receive filter (see muproc_recv_next) for CLAUSES, a list of (KEYS
 FINAL-P): one set per clause, final when the clause has no guard to
 evaluate, so that libmuproc takes its matches itself.  A Lisp vector,
-pinned for each call: nothing in foreign memory survives a saved core."
+pinned for each call, of atom ids valid for the runtime running now (see
+RECEIVE-FILTER)."
   (coerce (cons (length clauses)
                 (loop for (keys final) in clauses
                       append (cons (logior (length keys)
                                            (if final muproc.ffi:+filter-final+ 0))
                                    (mapcar #'keyword-atom keys))))
           'receive-filter))
+
+(defstruct (receive-filter-cache
+            (:constructor make-receive-filter-cache (clauses))
+            (:copier nil))
+  "A receive form's filter, made again whenever the runtime's atom ids
+change (a saved core restarted initialises a new runtime)."
+  (clauses '() :read-only t)
+  ;; (creation . filter), replaced whole so readers never see a mix.
+  (current nil))
+
+(defun receive-filter (cache)
+  "The filter of CACHE for the runtime running now."
+  (declare (type receive-filter-cache cache))
+  (let ((current (receive-filter-cache-current cache)))
+    (if (and current (eql (car current) muproc.ffi:*creation*))
+        (cdr current)
+        (let ((filter (make-receive-filter (receive-filter-cache-clauses cache))))
+          (setf (receive-filter-cache-current cache)
+                (cons muproc.ffi:*creation* filter))
+          filter))))
 
 (defvar *receive-in-progress* nil
   "True while the current muproc is inside a receive's scan (guards
@@ -350,12 +371,13 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
          (matcher (gensym "MATCHER")))
     `(multiple-value-bind (,index ,plist ,sender)
          (%receive
-          (load-time-value
-           (make-receive-filter
-            ',(loop for clause in clauses
-                    collect (list (mapcar #'clause-key (first clause))
-                                  (constant-true-guard-p (second clause)))))
-           t)
+          (receive-filter
+           (load-time-value
+            (make-receive-filter-cache
+             ',(loop for clause in clauses
+                     collect (list (mapcar #'clause-key (first clause))
+                                   (constant-true-guard-p (second clause)))))
+            t))
           ,timeout
           (lambda (,view ,start)
             (declare (type (signed-byte 32) ,start) (ignorable ,start))
@@ -410,7 +432,7 @@ how many were discarded.  Exit signals found on the way are acted upon.
 Signals MUPROC-NOT-IN-MUPROC outside a muproc, MUPROC-NESTED-RECEIVE in a
 receive guard."
   (let ((pid (%muproc-pid (current-muproc-or-lose "MUPROC-DISCARD-ALL-PENDING-INPUT")))
-        (any (load-time-value (make-receive-filter '((() t))) t))
+        (any (receive-filter (load-time-value (make-receive-filter-cache '((() t))) t)))
         (n 0))
     (check-not-in-guard "MUPROC-DISCARD-ALL-PENDING-INPUT")
     (with-receive-buffers (out view set)

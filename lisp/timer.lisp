@@ -138,7 +138,7 @@ timer is made: the arguments of MUPROC-SEND-AFTER come in the other order."
   (let ((usage (format nil "(~a FUNCTION ~a &optional REPEAT-INTERVAL): the ~
                             function first, unlike MUPROC-SEND-AFTER"
                        operation time-argument)))
-    (check-argument operation "FUNCTION" function
+    (check-argument operation :function function
                     (lambda (f) (or (functionp f) (and f (symbolp f) (fboundp f))))
                     "a function" usage)
     (check-argument operation time-argument time (lambda (x) (typep x '(real 0)))
@@ -150,13 +150,13 @@ timer is made: the arguments of MUPROC-SEND-AFTER come in the other order."
 then every REPEAT-INTERVAL seconds if given.  Returns the timer (see
 MUPROC-UNSCHEDULE-TIMER).  All of a muproc's timers are cancelled when it
 exits."
-  (check-schedule-arguments "MUPROC-SCHEDULE" function universal-time "UNIVERSAL-TIME")
+  (check-schedule-arguments "MUPROC-SCHEDULE" function universal-time :universal-time)
   (schedule-timer (muproc-make-interrupt-timer function) universal-time
                   repeat-interval "MUPROC-SCHEDULE"))
 
 (defun muproc-schedule-relative (function delay &optional repeat-interval)
   "Like MUPROC-SCHEDULE, DELAY seconds from now."
-  (check-schedule-arguments "MUPROC-SCHEDULE-RELATIVE" function delay "DELAY")
+  (check-schedule-arguments "MUPROC-SCHEDULE-RELATIVE" function delay :delay)
   (schedule-timer-relative (muproc-make-interrupt-timer function) delay
                            repeat-interval "MUPROC-SCHEDULE-RELATIVE"))
 
