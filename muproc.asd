@@ -29,6 +29,8 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "registry")
                (:file "muprocn")
                (:file "runtime")
+               (:file "internal")
+               (:file "compat")
                (:file "generic-server")
                (:file "supervisor"))
   :in-order-to ((test-op (test-op "muproc/tests"))))

@@ -86,6 +86,8 @@ at its next safe point); a muproc that traps exits gets the message
 alive, else NIL."
   (cond ((or (null muproc) (eq muproc *current-muproc*))
          (current-muproc-or-lose "MUPROC-EXIT")
+         ;; cl-muproc's: handlers may see the exit coming (compat.lisp).
+         (signal 'muproc-exit-condition :muproc *current-muproc* :reason reason)
          (throw '%muproc-exit reason))
         ((%muproc-exited muproc) nil)
         (t (sb-sys:without-interrupts

@@ -233,9 +233,14 @@ the Lisp side are valid for this creation only.")
   "Load libmuproc, preferring an explicit directory over the ld.so search
 (an installed copy in the ld cache must not shadow the build tree), then
 check its version and initialise the runtime.  Idempotent, so a saved core
-can call it again at start-up.  Signals MUPROC:MUPROC-LIBRARY-NOT-FOUND
-listing every path tried, or MUPROC:MUPROC-VERSION-MISMATCH."
-  (unless (cffi:foreign-library-loaded-p 'libmuproc)
+can call it again at start-up, and reloading muproc in a live image keeps
+the library already in it, with its runtime and running muprocs.  Signals
+MUPROC:MUPROC-LIBRARY-NOT-FOUND listing every path tried, or
+MUPROC:MUPROC-VERSION-MISMATCH."
+  ;; Not FOREIGN-LIBRARY-LOADED-P: reloading this file makes a new, unloaded
+  ;; library object, and loading the same file again makes SBCL close and
+  ;; reopen it, which would replace the runtime under the running muprocs.
+  (unless (cffi:foreign-symbol-pointer "muproc_init")
     (let* ((candidates (mapcar (lambda (dir) (merge-pathnames "libmuproc.so.0" dir))
                                (library-directories)))
            (found (find-if #'probe-file candidates))
@@ -251,6 +256,7 @@ listing every path tried, or MUPROC:MUPROC-VERSION-MISMATCH."
             (cffi:load-foreign-library (namestring found))
             (cffi:load-foreign-library 'libmuproc)))))
   (check-version)
+  ;; A runtime already initialised stays as it is (muproc_init returns 1).
   (let ((rc (%init +max-procs+ 0)))
     (when (minusp rc)
       (error 'muproc:muproc-runtime-error :code rc :operation "muproc_init")))

@@ -91,4 +91,9 @@ are those of cl-muproc.")
    #:mumsg-malformed #:mumsg-unsendable-value #:muproc-inport-full
    #:muproc-thread-limit #:muproc-not-in-muproc #:muproc-nested-receive
    #:muproc-send-to-terminated-muproc-condition
-   #:muproc-condition-muproc #:muproc-error-in-process))
+   #:muproc-condition-muproc #:muproc-error-in-process
+   ;; cl-muproc's names (compat.lisp)
+   #:muproc-send #:muproc-receive #:muproc-port #:*muproc-mumsg*
+   #:mupacket-p #:muproc-packet-age #:muproc-packet-without-send-time
+   #:muproc-address-p #:muproc-name-p #:muproc-port-name-p
+   #:muproc-exit-condition #:muproc-exit-condition-reason))

@@ -182,12 +182,13 @@ condition) after an unhandled error."
             (return (loop for i below n
                           collect (pid-muproc (cffi:mem-aref buf :uint64 i))))))))))
 
-(defun muproc-find (name)
+(defun muproc-find (name &key as-list-p)
   "Find live muprocs by name.  NAME a symbol: the live muproc of that name,
-or NIL.  NAME a string: a list of the live muprocs whose name contains it,
-ignoring case."
+or NIL (with AS-LIST-P, cl-muproc's, a list of it, or NIL).  NAME a
+string: a list of the live muprocs whose name contains it, ignoring case."
   (etypecase name
-    (symbol (gethash name *muproc-names*))
+    (symbol (let ((muproc (gethash name *muproc-names*)))
+              (if as-list-p (and muproc (list muproc)) muproc)))
     (string (remove-if-not (lambda (m)
                              (and (%muproc-name m)
                                   (search name (string (%muproc-name m))
