@@ -773,15 +773,30 @@ exiting every muproc top-down ends the tree with no restart."
 
 ;;; examples/supervision-tree.lisp's MAIN
 
+(defun without-new-muproc (line)
+  "LINE, a supervisor's restart line, with the new muproc it names (whose
+number and state vary) written #<MUPROC>; any other line as it is."
+  (let ((start (search " as #<MUPROC " line)))
+    (if (and start (search " SUPERVISOR restarted child " line))
+        (concatenate 'string (subseq line 0 start) " as #<MUPROC>.")
+        line)))
+
 (defun transcript-lines (text)
   "The lines of TEXT without timestamps and without the periodic ones
-(\"... HERE\", \"Got WAKEUP\")."
-  (remove-if (lambda (line)
-               (or (uiop:string-suffix-p line " HERE")
-                   (uiop:string-suffix-p line "Got WAKEUP")))
-             (mapcar (lambda (line) (subseq line (1+ (position #\Space line))))
-                     (remove "" (uiop:split-string text :separator '(#\Newline))
-                             :test #'string=))))
+(\"... HERE\", \"Got WAKEUP\"); restart lines as WITHOUT-NEW-MUPROC has them."
+  (mapcar #'without-new-muproc
+          (remove-if (lambda (line)
+                       (or (uiop:string-suffix-p line " HERE")
+                           (uiop:string-suffix-p line "Got WAKEUP")))
+                     (mapcar (lambda (line) (subseq line (1+ (position #\Space line))))
+                             (remove "" (uiop:split-string text :separator '(#\Newline))
+                                     :test #'string=)))))
+
+(defun restart-line (supervisor child reason)
+  "The restart line SUPERVISOR logs for CHILD, which ended with REASON (as
+TRANSCRIPT-LINES has it)."
+  (format nil "~a SUPERVISOR restarted child ~a (ended with reason ~s) as #<MUPROC>."
+          supervisor child reason))
 
 (defun without-teardown-kills (lines)
   "LINES without PROC1's and PROC31's kill lines after the last session
@@ -815,8 +830,16 @@ reaches them, or may not."
                 "PROC31 PROC31 starting" "PROC31 PROC31 terminating")
       ("PROC32" ,@(loop repeat 3 append '("PROC32 PROC32 starting" "PROC32 Got SHUTDOWN"
                                            "PROC32 PROC32 terminating")))
-      ("{PROC31*PROC32}" ,inner ,inner)
+      ;; OTP's supervisor report for each child restarted: II restarts
+      ;; the top supervisor's three, III the inner one's two.
+      ("{PROC31*PROC32}" ,inner
+                         ,(restart-line "{PROC31*PROC32}" "PROC31" :supervisor-kill)
+                         ,(restart-line "{PROC31*PROC32}" "PROC32" :shutting-down-myself)
+                         ,inner)
       ("{PROC1*PROC2*{PROC31*PROC32}}"
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC1" :adieu)
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC2" :supervisor-shutdown)
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "{PROC31*PROC32}" :supervisor-shutdown)
        "{PROC1*PROC2*{PROC31*PROC32}} SUPERVISOR #<SUPERVISOR {PROC1*PROC2*{PROC31*PROC32}} ALL-FOR-ONE:2:5 DOWN:DOWN:DOWN STABLE> terminating.")))
   "What each muproc (and the session, \"-\") of examples/supervision-tree.lisp
 prints, in order, but for the periodic lines.")
@@ -850,8 +873,8 @@ all ends PROC32, then {PROC31*PROC32}, then the top supervisor, last."
              (before (&rest positions)
                (and (every #'identity positions) (apply #'< positions))))
       (let ((inner (second (assoc "{PROC31*PROC32}" *supervision-tree-lines* :test #'string=)))
-            (top (second (assoc "{PROC1*PROC2*{PROC31*PROC32}}" *supervision-tree-lines*
-                                :test #'string=)))
+            (top (car (last (assoc "{PROC1*PROC2*{PROC31*PROC32}}" *supervision-tree-lines*
+                                   :test #'string=))))
             (session (rest (assoc "-" *supervision-tree-lines* :test #'string=))))
         ;; II: the whole tree, in reverse order, then all started again.
         (is (before (pos (second session)) (pos "PROC1 PROC1 terminating")
@@ -862,6 +885,9 @@ all ends PROC32, then {PROC31*PROC32}, then the top supervisor, last."
                            "PROC31 PROC31 starting" "PROC32 PROC32 starting"))
           (is (before (pos "PROC2 PROC2 terminating") (pos started 2))
               "~a: not restarted after the others stopped" started))
+        ;; Each restart is reported once its child has started again.
+        (is (before (pos "PROC2 PROC2 terminating") (pos "PROC1 PROC1 starting" 2)
+                    (pos (restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC1" :adieu))))
         ;; III: PROC31 and PROC32 only.
         (is (before (pos (third session)) (pos "PROC32 Got SHUTDOWN" 2)
                     (pos "PROC32 PROC32 terminating" 2) (pos "PROC31 PROC31 terminating" 2)
