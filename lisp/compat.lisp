@@ -102,6 +102,9 @@ As in cl-muproc, a handler that transfers control (HANDLER-CASE) cancels
 the exit; one that declines lets it go on.  Prints as the seed's
 #<EXIT name reason>."))
 
+(setf (documentation 'muproc-exit-condition-reason 'function)
+      "The reason the muproc of a MUPROC-EXIT-CONDITION exits with.")
+
 (defmethod print-object ((c muproc-exit-condition) stream)
   (if *print-escape*
       (print-unreadable-object (c stream)

@@ -82,6 +82,17 @@ not running (an unknown name or port, or a muproc that has exited)."))
 an error; GENERIC-HANDLER-ERROR-ORIGINAL is the handler's condition.  The
 server keeps its state and goes on serving."))
 
+(setf (documentation 'generic-server-error-server 'function)
+      "The server reference the failed call or cast was given."
+      (documentation 'generic-server-error-handler 'function)
+      "The handler the failed call or cast named."
+      (documentation 'generic-call-timeout-seconds 'function)
+      "The seconds the timed-out call waited."
+      (documentation 'generic-server-down-reason 'function)
+      "The exit reason of the server that went down during the call."
+      (documentation 'generic-handler-error-original 'function)
+      "The condition the handler signalled.")
+
 ;;; Configuration
 
 (defvar *muproc-generic-call-timeout* 5

@@ -59,6 +59,11 @@ SUPERVISOR-SPEC-ERROR-PROBLEM says what is wrong."))
 given a live muproc that is not a supervisor (a worker would never
 answer).  NOT-A-SUPERVISOR-OBJECT is what it was given."))
 
+(setf (documentation 'supervisor-spec-error-problem 'function)
+      "What is wrong with the specification, as a sentence."
+      (documentation 'not-a-supervisor-object 'function)
+      "What the operation was given instead of a supervisor.")
+
 (defun spec-error (operation control &rest arguments)
   (error 'supervisor-spec-error :operation operation
                                 :problem (apply #'format nil control arguments)))
