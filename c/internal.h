@@ -60,6 +60,7 @@ struct muproc_msg_s {
   struct pair *pairs; /* points into inline storage until it grows */
   char *bytes;        /* likewise */
   uint64_t seq;       /* arrival order in the receiver's queue */
+  int64_t sent_ns;    /* when it was sent (muproc_now_ns) */
   struct key_node *index_nodes; /* keyindex.c, while indexed */
   muproc_pid_t queued_in;       /* the receiver whose queue holds it */
   bool heap_pairs, heap_bytes; /* grown out of the inline storage */

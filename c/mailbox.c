@@ -177,6 +177,7 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
   }
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
+  msg->sent_ns = muproc_now_ns();
   msg->prev = NULL;
   /* Counted before the push: a receiver that drains a signal sees it
    * counted (drain_inbox relies on it). */

@@ -53,6 +53,7 @@ muproc_msg_t *muproc_msg_new(uint32_t npairs, size_t nbytes) {
   m->heap_pairs = m->heap_bytes = false;
   m->queued = false;
   m->seq = 0;
+  m->sent_ns = 0;
   m->index_nodes = NULL;
   atomic_fetch_add_explicit(&muproc_rt.messages, 1, memory_order_relaxed);
   return m;
@@ -364,7 +365,8 @@ _Static_assert(offsetof(muproc_msg_view_t, bytes) == 8 &&
                    offsetof(muproc_msg_view_t, sender) == 16 &&
                    offsetof(muproc_msg_view_t, npairs) == 24 &&
                    offsetof(muproc_msg_view_t, kind) == 28 &&
-                   sizeof(muproc_msg_view_t) == 32,
+                   offsetof(muproc_msg_view_t, sent_ns) == 32 &&
+                   sizeof(muproc_msg_view_t) == 40,
                "muproc_msg_view_t has its documented layout");
 
 int muproc_msg_view(const muproc_msg_t *m, muproc_msg_view_t *view) {
@@ -375,6 +377,7 @@ int muproc_msg_view(const muproc_msg_t *m, muproc_msg_view_t *view) {
   view->sender = m->sender;
   view->npairs = m->npairs;
   view->kind = (int32_t)m->kind;
+  view->sent_ns = m->sent_ns;
   return 0;
 }
 

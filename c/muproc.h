@@ -311,14 +311,16 @@ typedef struct muproc_pair {
 } muproc_pair_t;
 
 /* What muproc_msg_view reports about a message.  Layout (part of the
- * ABI, 32 bytes): pairs at offset 0, bytes at 8, sender at 16, npairs at
- * 24, kind at 28. */
+ * ABI, 40 bytes): pairs at offset 0, bytes at 8, sender at 16, npairs at
+ * 24, kind at 28, sent_ns at 32. */
 typedef struct muproc_msg_view {
   const muproc_pair_t *pairs; /* NPAIRS pairs, in order */
   const char *bytes;          /* the byte area STRING/BINARY pairs index */
   muproc_pid_t sender;        /* as muproc_msg_sender */
   uint32_t npairs;            /* as muproc_msg_size */
   int32_t kind;               /* as muproc_msg_kind */
+  int64_t sent_ns;            /* when it was sent (muproc_now_ns); 0 if
+                               * never sent */
 } muproc_msg_view_t;
 
 /* Fill *VIEW with MSG's pairs, byte area, sender and kind, all in one

@@ -23,7 +23,9 @@
 ;;;;   10:16:58.492 PROC31 PROC31 was terminated due to #<EXIT PROC31 :SUPERVISOR-KILL>.
 ;;;;   10:16:58.493 {PROC31*PROC32} SUPERVISOR #<SUPERVISOR {PROC31*PROC32} ALL-FOR-ONE:2:5 DOWN:DOWN STABLE> terminating.
 ;;;;   10:16:58.493 PROC2 PROC2 terminating
-;;;;   ... PROC1, PROC2, PROC31, PROC32 starting
+;;;;   10:16:58.494 PROC1 PROC1 starting
+;;;;   10:16:58.494 {PROC1*PROC2*{PROC31*PROC32}} SUPERVISOR restarted child PROC1 (ended with reason :ADIEU) as #<MUPROC 9 MUPROC-EXAMPLE.SUPERVISION-TREE:PROC1 :RUNNING>.
+;;;;   ... PROC2, PROC31, PROC32 starting, and the restarts of PROC2 and {PROC31*PROC32}
 ;;;;   ...
 ;;;;
 ;;;; The seed's times are scaled by *TIME-SCALE* (1/10: PROC1 prints every
@@ -92,21 +94,23 @@ terminating however it ends."
                                     *muproc-packet*))))
     (muproc-log-errorstream "PROC32 terminating")))
 
-;;; Supervisor example III: no more than 2 restarts per 5 seconds, restart
-;;; all children if one terminates, both kill and waiting termination.
+;;; Supervisor example III, as the seed's slide has it: no more than 2
+;;; restarts per 5 seconds, restart all children if one terminates, both
+;;; kill and waiting termination.
 
 (defun start-super1 (&optional (errorstream *muproc-errorstream*))
   (supervisor-start
-   (supervisor
-    :all-for-one 2 5
-    (list :permanent :kill (supervised-muproc proc1 #'proc1 ()))
-    (list :permanent 10 (supervised-muproc proc2 #'proc2 ()))
-    (list :permanent 5
-          (supervisor
-           :all-for-one 2 5
-           (list :permanent :kill (supervised-muproc proc31 #'proc31 ()))
-           (list :permanent 5 (supervised-muproc proc32 #'proc32 ())))))
-   :errorstream errorstream))
+    (supervisor
+      :all-for-one 2 5
+      (:permanent :kill (supervised-muproc proc1 #'proc1 ()))
+      (:permanent 10 (supervised-muproc proc2 #'proc2 ()))
+      (:permanent 5
+        (supervisor
+          :all-for-one 2 5
+          (:permanent :kill (supervised-muproc proc31 #'proc31 ()))
+          (:permanent 5 (supervised-muproc proc32 #'proc32 ())))
+        ))
+      :errorstream errorstream))
 
 ;;; The session of the transcripts.
 

@@ -185,6 +185,8 @@ MUPROC was alive, else NIL.  MUPROC may be given as for MUPROC-KILL."
     (setf muproc (find-muproc-or-lose muproc "MUPROC-EXIT")))
   (cond ((or (null muproc) (eq muproc *current-muproc*))
          (current-muproc-or-lose "MUPROC-EXIT")
+         ;; cl-muproc's: handlers may see the exit coming (compat.lisp).
+         (signal 'muproc-exit-condition :muproc *current-muproc* :reason reason)
          (throw '%muproc-exit reason))
         ((%muproc-exited muproc) nil)
         (t (let ((rc (sb-sys:without-interrupts

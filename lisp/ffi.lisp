@@ -83,9 +83,10 @@ build tree next to muproc.asd (c/.libs/), then the installed libdir."
 (defconstant +pair-size+ 16
   "Bytes per muproc_pair_t: key (uint32) at 0, type (uint32) at 4, value
 (8 bytes) at 8; a string's offset and length are the two uint32 at 8 and 12.")
-(defconstant +view-size+ 32
+(defconstant +view-size+ 40
   "Bytes of a muproc_msg_view_t: pairs pointer at 0, byte area at 8,
-sender at 16, npairs (uint32) at 24, kind (int32) at 28.")
+sender at 16, npairs (uint32) at 24, kind (int32) at 28, sent_ns (int64)
+at 32.")
 
 (defconstant +kind-lisp+ 0)
 (defconstant +kind-c+ 1)

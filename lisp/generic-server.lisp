@@ -10,7 +10,9 @@
 
 (defpackage #:muproc.generic-server
   (:use #:common-lisp #:muproc)
-  (:nicknames #:muproc.gensrv #:cl-muproc.generic-server)
+  (:import-from #:muproc.internal #:open-reply-alias #:close-reply-alias
+                #:send-through-alias)
+  (:nicknames #:muproc.gensrv #:cl-muproc.generic-server #:cl-muproc.gensrv)
   (:documentation "Generic servers in the style of cl-muproc (and of
 Erlang's gen_server): a server type is a package defining INITIALIZE,
 optionally TERMINATE, LINKED-EXIT and UNHANDLED-MESSAGE, and handlers
@@ -80,6 +82,17 @@ not running (an unknown name or port, or a muproc that has exited)."))
 an error; GENERIC-HANDLER-ERROR-ORIGINAL is the handler's condition.  The
 server keeps its state and goes on serving."))
 
+(setf (documentation 'generic-server-error-server 'function)
+      "The server reference the failed call or cast was given."
+      (documentation 'generic-server-error-handler 'function)
+      "The handler the failed call or cast named."
+      (documentation 'generic-call-timeout-seconds 'function)
+      "The seconds the timed-out call waited."
+      (documentation 'generic-server-down-reason 'function)
+      "The exit reason of the server that went down during the call."
+      (documentation 'generic-handler-error-original 'function)
+      "The condition the handler signalled.")
+
 ;;; Configuration
 
 (defvar *muproc-generic-call-timeout* 5
@@ -134,11 +147,14 @@ the handler's VALUES, or :ERROR with (condition)."
 ;;; Client side
 
 (defun resolve-server (server-ref)
-  "The live muproc SERVER-REF designates (a muproc, a muproc name, or a
-registered port name), or NIL."
+  "The live muproc SERVER-REF designates, or NIL.  SERVER-REF is a muproc,
+a registered port name, or a muproc's name: a keyword is looked up as a
+port name first, then as a muproc name (as in cl-muproc, where a server
+spawned under a keyword is called by it)."
   (let ((muproc (typecase server-ref
                   (muproc server-ref)
-                  (keyword (muproc-get-registered-port server-ref))
+                  (keyword (or (muproc-get-registered-port server-ref)
+                               (muproc-find server-ref)))
                   (symbol (muproc-find server-ref)))))
     (and muproc (muproc-alive-p muproc) muproc)))
 
@@ -147,19 +163,23 @@ registered port name), or NIL."
       (error 'generic-server-not-running :server server-ref :handler handler
                                          :reason :noproc)))
 
-(defun muproc-generic-call (server-ref handler &rest args)
-  "Call HANDLER (a call-handler's symbol) of the generic server SERVER-REF
-(a muproc, a muproc name or a port name) with ARGS and return the values
-its handler returned.  Blocks at most *MUPROC-GENERIC-CALL-TIMEOUT*
-seconds.  Signals GENERIC-SERVER-NOT-RUNNING at once if the server is not
-running, GENERIC-SERVER-DOWN at once if it exits before replying,
-GENERIC-CALL-TIMEOUT when the timeout passes, GENERIC-HANDLER-ERROR if the
-handler signalled an error, GENERIC-CALL-TO-SELF if the server is the
-caller.  However the call ends (even by a non-local exit), no late reply
-and no notice of the server's monitor reach the caller's inport.  Must be
-called inside a muproc."
+(defun handler-function-symbol (kind handler)
+  "The symbol of the KIND (:CALL or :CAST) handler that HANDLER designates:
+the name given to MUPROC-DEFINE-CALL-HANDLER (or -CAST-HANDLER), or the
+handler's own CALL-HANDLER/NAME symbol, as the seed's expansion passes."
+  (or (and (symbolp handler) (get handler (handler-indicator kind)))
+      handler))
+
+(defun handler-indicator (kind)
+  "The property of a handler's name that holds the KIND handler's symbol."
+  (ecase kind (:call 'call-handler) (:cast 'cast-handler)))
+
+(defun call-server (operation server-ref handler args)
+  "The values of the call of HANDLER (a handler symbol) with ARGS to
+SERVER-REF; see MUPROC-GENERIC-CALL.  OPERATION names the operator the
+user called, for the errors."
   (let* ((self (or (muproc-current-process)
-                   (error 'muproc-not-in-muproc :operation "MUPROC-GENERIC-CALL")))
+                   (error 'muproc-not-in-muproc :operation operation)))
          (server (live-server-or-lose server-ref handler))
          (timeout *muproc-generic-call-timeout*)
          (server-monitor nil)
@@ -170,7 +190,7 @@ called inside a muproc."
     (unwind-protect
          (progn
            (setf server-monitor (muproc-monitor server)
-                 alias (open-alias self))
+                 alias (open-reply-alias self))
            (mumsg-send server :gs-call (make-request handler args alias))
            (setf result
                  (mumsg-receive (from :timeout timeout)
@@ -193,27 +213,36 @@ called inside a muproc."
         (:timeout (error 'generic-call-timeout :server server-ref :handler handler
                                                :timeout timeout))))))
 
-(defun open-alias (self)
-  "A reply alias for SELF: it delivers one reply and closes itself, so a
-call that got its reply has no alias left to close (one lock less per
-call, and no collision with the server still leaving SELF's lock)."
-  (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%alias-add-reply (muproc::%muproc-pid self) out)
-                      "muproc_alias_add_reply")
-    (muproc::%make-tag (cffi:mem-ref out :uint64))))
+(defun muproc-generic-call (server-ref handler &rest args)
+  "Call HANDLER of the generic server SERVER-REF (a muproc, a muproc name
+or a port name) with ARGS and return the values its handler returned.
+HANDLER is the name given to MUPROC-DEFINE-CALL-HANDLER, or the handler's
+CALL-HANDLER/NAME symbol.  Blocks at most *MUPROC-GENERIC-CALL-TIMEOUT*
+seconds.  Signals GENERIC-SERVER-NOT-RUNNING at once if the server is not
+running, GENERIC-SERVER-DOWN at once if it exits before replying,
+GENERIC-CALL-TIMEOUT when the timeout passes, GENERIC-HANDLER-ERROR if the
+handler signalled an error, GENERIC-CALL-TO-SELF if the server is the
+caller.  However the call ends (even by a non-local exit), no late reply
+and no notice of the server's monitor reach the caller's inport.  Must be
+called inside a muproc."
+  (call-server "MUPROC-GENERIC-CALL" server-ref
+               (handler-function-symbol :call handler) args))
 
 (defun close-alias (self alias)
   "Close ALIAS, then drop a reply that got through before it closed (a
 call that ends without taking its reply: timeout, server down, unwind)."
-  (muproc.ffi:%alias-remove (muproc::%muproc-pid self) (muproc::muproc-tag-id alias))
+  (close-reply-alias self alias)
   (mumsg-receive (from :timeout 0)
     ((gs-reply) (reply-to-p gs-reply alias) nil)))
 
 (defun muproc-generic-cast (server-ref handler &rest args)
-  "Send HANDLER (a cast-handler's symbol) of the generic server SERVER-REF
-ARGS, without waiting.  Returns T.  Signals GENERIC-SERVER-NOT-RUNNING if
-the server is not running."
-  (let ((server (live-server-or-lose server-ref handler)))
+  "Send HANDLER of the generic server SERVER-REF (a muproc, a muproc name
+or a port name) ARGS, without waiting.  HANDLER is the name given to
+MUPROC-DEFINE-CAST-HANDLER, or the handler's CAST-HANDLER/NAME symbol.
+Returns T.  Signals GENERIC-SERVER-NOT-RUNNING if the server is not
+running."
+  (let* ((handler (handler-function-symbol :cast handler))
+         (server (live-server-or-lose server-ref handler)))
     (or (mumsg-send server :gs-cast (make-request handler args))
         (error 'generic-server-not-running :server server-ref :handler handler
                                            :reason :noproc))))
@@ -221,10 +250,12 @@ the server is not running."
 (defun muproc-generic-stop (server-ref &optional (reason :normal))
   "Make the generic server SERVER-REF call its TERMINATE and exit with
 REASON, and wait (without a timeout, as OTP's stop) until it has.
-Returns T."
+Returns T.  Must be called inside a muproc."
+  (unless (in-muproc-p)
+    (error 'muproc-not-in-muproc :operation "MUPROC-GENERIC-STOP"))
   (let ((server (live-server-or-lose server-ref 'muproc-generic-stop))
         (*muproc-generic-call-timeout* nil)) ; a busy server is waited for, as in OTP
-    (muproc-generic-call server '%stop reason)
+    (call-server "MUPROC-GENERIC-STOP" server '%stop (list reason))
     (muproc-wait-for-exit server)
     t))
 
@@ -244,16 +275,18 @@ Returns T."
     (values (nreverse forms) rest)))
 
 (defun client-functions (name lambda-list handler kind)
-  "The two exported client functions NAME and NAME* of a handler."
+  "The client functions NAME and NAME* of a handler.  They are not
+exported: an export made here would make the package's DEFPACKAGE
+disagree with it on the next compile or reload (a package-variance
+warning, which fails COMPILE-FILE and ASDF).  List them in DEFPACKAGE's
+:EXPORT to make them public."
   (let ((star (intern (format nil "~a*" (symbol-name name)) (symbol-package name)))
         (server (intern "SERVER-REF" :muproc.generic-server))
         (entry (ecase kind (:call 'muproc-generic-call) (:cast 'muproc-generic-cast))))
     (multiple-value-bind (args rest) (lambda-list-call-arguments lambda-list)
       (flet ((call (server-form)
                `(apply #',entry ,server-form ',handler ,@args ,rest)))
-        `((eval-when (:compile-toplevel :load-toplevel :execute)
-            (export '(,name ,star) ,(package-name (symbol-package name))))
-          (defun ,name ,lambda-list
+        `((defun ,name ,lambda-list
             ,(format nil "~:(~a~) the default server of ~a (see ~s)." kind
                      (package-name (symbol-package name)) handler)
             ,(call `(default-server ,(package-name *package*))))
@@ -265,34 +298,41 @@ Returns T."
 (defun handler-symbol (kind name)
   (intern (format nil "~a-HANDLER/~a" kind (symbol-name name)) (symbol-package name)))
 
+(defun handler-definition (kind name state from lambda-list body)
+  "The expansion of MUPROC-DEFINE-CALL-HANDLER or -CAST-HANDLER (KIND :CALL
+or :CAST): the client functions, the handler KIND-HANDLER/NAME, and NAME's
+KIND property naming the handler, by which MUPROC-GENERIC-CALL and -CAST
+accept NAME itself."
+  (let ((handler (handler-symbol (symbol-name kind) name)))
+    `(progn
+       ,@(client-functions name lambda-list handler kind)
+       (defun ,handler (,state ,from ,@lambda-list)
+         (declare (ignorable ,state ,from))
+         ,@body)
+       (setf (get ',name ',(handler-indicator kind)) ',handler)
+       ',name)))
+
 (defmacro muproc-define-call-handler (name (state from &rest lambda-list) &body body)
   "Define the call handler NAME of the current package's server type: BODY
 runs in the server with STATE (the server's state), FROM (the calling
 muproc) and the call's arguments bound by LAMBDA-LIST (required, &optional
-and &rest parameters); its values are the reply.  Also defines and exports
-the client functions NAME (calls the package's default server) and NAME*
-(takes a server reference first).  Redefining the handler at the REPL
-takes effect on the next call."
-  (let ((handler (handler-symbol "CALL" name)))
-    `(progn
-       ,@(client-functions name lambda-list handler :call)
-       (defun ,handler (,state ,from ,@lambda-list)
-         (declare (ignorable ,state ,from))
-         ,@body)
-       ',name)))
+and &rest parameters); its values are the reply.  Also defines the client
+functions NAME (calls the package's default server) and NAME* (takes a
+server reference first); unlike cl-muproc's, they are not exported (list
+them in DEFPACKAGE's :EXPORT to make them public), so that the file can be
+compiled and loaded again.  (muproc-generic-call server 'NAME args...)
+calls the handler too.  Redefining the handler at the REPL takes effect on
+the next call."
+  (handler-definition :call name state from lambda-list body))
 
-(defmacro muproc-define-cast-handler (name (state &rest lambda-list) &body body)
+(defmacro muproc-define-cast-handler (name (state from &rest lambda-list) &body body)
   "Define the cast handler NAME of the current package's server type: BODY
-runs in the server with STATE and the cast's arguments; nothing is
-replied.  Also defines and exports the client functions NAME and NAME*,
-which return T at once."
-  (let ((handler (handler-symbol "CAST" name)))
-    `(progn
-       ,@(client-functions name lambda-list handler :cast)
-       (defun ,handler (,state ,@lambda-list)
-         (declare (ignorable ,state))
-         ,@body)
-       ',name)))
+runs in the server with STATE, FROM (the casting muproc, NIL if the cast
+came from outside any muproc) and the cast's arguments bound by
+LAMBDA-LIST; nothing is replied.  Also defines the client functions NAME
+and NAME* (not exported, as for MUPROC-DEFINE-CALL-HANDLER), which return
+T at once."
+  (handler-definition :cast name state from lambda-list body))
 
 ;;; Server side
 
@@ -305,10 +345,17 @@ which return T at once."
 (defvar *exit-after-handler* nil
   "Inside a handler: (list reason) once MUPROC-EXIT-AFTER-HANDLER was called.")
 
-(defun muproc-exit-after-handler (&optional (reason :normal))
+(defun muproc-exit-after-handler (&optional (reason :normal) &key unsettingp)
   "Inside a handler: once the handler has returned (and its reply, if a
-call, was sent), make the server call TERMINATE and exit with REASON."
-  (setf *exit-after-handler* (list reason)))
+call, was sent), make the server call TERMINATE and exit with REASON.
+With UNSETTINGP true (cl-muproc's), cancel such an exit instead.  Returns
+NIL."
+  ;; Both lambda-list keywords, so that cl-muproc's (reason :unsettingp t)
+  ;; and muproc's () and (reason) all work: SBCL's style warning about
+  ;; the pair is moot here.
+  (declare (sb-ext:muffle-conditions style-warning))
+  (setf *exit-after-handler* (if unsettingp nil (list reason)))
+  nil)
 
 (defun muproc-generic-defer-reply ()
   "Inside a call handler: don't reply when the handler returns; return a
@@ -323,12 +370,8 @@ already had its reply (a call takes one)."
   (send-reply token :normal values))
 
 (defun send-reply (token status values)
-  (let ((rc (muproc::deliver-plist
-             (muproc::%muproc-pid (reply-token-caller token))
-             (list :gs-reply (make-reply (reply-token-alias token) status values))
-             (reply-token-caller token)
-             :alias (muproc::muproc-tag-id (reply-token-alias token)))))
-    (zerop rc)))
+  (send-through-alias (reply-token-caller token) (reply-token-alias token)
+                      :gs-reply (make-reply (reply-token-alias token) status values)))
 
 (defun server-function (package name)
   (let ((symbol (find-symbol name package)))
@@ -367,7 +410,7 @@ handler deferred; an error goes to the caller (or the log for a cast)."
         ((gs-cast) (request-p gs-cast)
          (let ((handler (request-handler gs-cast)))
            (run-handler handler
-                        (lambda () (apply (symbol-function handler) state
+                        (lambda () (apply (symbol-function handler) state from
                                           (request-args gs-cast)))
                         nil)))
         ((terminated reason monitor) t

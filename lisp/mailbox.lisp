@@ -176,11 +176,12 @@ queued, or taken, freed and its values in our hands."
   (sb-sys:without-interrupts
     (let* ((plist (view-plist view))
            (sender (view-sender view))
+           (sent (view-sent-ns view))
            (rc (muproc.ffi:%recv-take-mark pid out)))
       (cond ((zerop rc)
              (setf (%muproc-committing *current-muproc*) t)
              (free-message (cffi:mem-ref out :pointer) view)
-             (values 0 plist sender))
+             (values 0 plist sender sent))
             ((= rc muproc.ffi:+signalled+)
              (multiple-value-call #'values rc (consume-signal (cffi:mem-ref out :pointer))))
             (t rc)))))
@@ -198,7 +199,8 @@ libmuproc code."
              (let ((msg (cffi:mem-ref out :pointer)))
                (setf (%muproc-committing *current-muproc*) t)
                (unwind-protect
-                    (values rc (cffi:mem-ref set :int32) (view-plist view) (view-sender view))
+                    (values rc (cffi:mem-ref set :int32) (view-plist view) (view-sender view)
+                            (view-sent-ns view))
                  (free-message msg view))))
             ((= rc muproc.ffi:+signalled+)
              (multiple-value-call #'values rc
@@ -210,7 +212,7 @@ libmuproc code."
 of a candidate (see muproc_msg_view) and the index of the first clause
 whose keys it holds, returns the index of the clause whose guard accepts
 it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
-(values index plist sender), or :TIMEOUT."
+(values index plist sender sent-ns), or :TIMEOUT."
   (declare (function matcher) (type receive-filter filter))
   (let* ((self (current-muproc-or-lose "MUMSG-RECEIVE"))
          (pid (%muproc-pid self))
@@ -227,22 +229,22 @@ it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
                  ;; User code may change the queue: scan afresh after it.
                  (run-deferred-signals self)
                  (setf flags fresh))
-               (multiple-value-bind (rc a b c)
+               (multiple-value-bind (rc a b c d)
                    (next-match pid flags filter deadline out view set)
                  (setf flags muproc.ffi:+recv-take+)
                  (cond
                    ((= rc muproc.ffi:+taken+)
                     (setf done t)
-                    (return (values a b c)))
+                    (return (values a b c d)))
                    ((zerop rc)
                     (let ((index (let ((*in-guard* t))
                                    (funcall matcher view (cffi:mem-ref set :int32)))))
                       ;; Deferred signals are older than the match: they run first.
                       (when (and index (null (%muproc-deferred-signals self)))
-                        (multiple-value-bind (rc a b) (take-match pid out view)
+                        (multiple-value-bind (rc a b c) (take-match pid out view)
                           (cond ((zerop rc)
                                  (setf done t)
-                                 (return (values index a b)))
+                                 (return (values index a b c)))
                                 ((= rc muproc.ffi:+signalled+)
                                  (setf flags fresh)
                                  (run-signal a b))
@@ -365,11 +367,12 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
          (clauses (remove timeout-clause clauses))
          (plist (gensym "PLIST"))
          (sender (gensym "SENDER"))
+         (sent (gensym "SENT"))
          (index (gensym "INDEX"))
          (view (gensym "VIEW"))
          (start (gensym "START"))
          (matcher (gensym "MATCHER")))
-    `(multiple-value-bind (,index ,plist ,sender)
+    `(multiple-value-bind (,index ,plist ,sender ,sent)
          (%receive
           (receive-filter
            (load-time-value
@@ -390,7 +393,7 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
                         collect `(when (and (<= ,start ,i) ,(clause-test clause view))
                                    (return-from ,matcher ,i)))
                 nil))))
-       (declare (ignorable ,plist ,sender))
+       (declare (ignorable ,plist ,sender ,sent))
        (case ,index
          ,@(loop for clause in clauses
                  for i from 0
@@ -402,7 +405,7 @@ Signals MUPROC-NOT-IN-MUPROC outside a muproc."
                                 i)
                            (multiple-value-prog1
                                   (let ((,from ,sender)
-                                        (*muproc-packet* (%make-mumsg ,plist))
+                                        (*muproc-packet* (make-mupacket ,plist ,sent))
                                         (*timeout-shield* *active-timeouts*))
                                     (declare (ignorable ,from))
                                     (clause-begun)

@@ -14,6 +14,14 @@
                   (:copier nil))
   (plist nil :type list :read-only t))
 
+(defstruct (mupacket (:include mumsg)
+                     (:constructor make-mupacket (plist sent-ns))
+                     (:copier nil)
+                     (:predicate %mupacket-p))
+  "A received mumsg that knows when it was sent (a muproc_now_ns time):
+what a receive binds *MUPROC-PACKET* to."
+  (sent-ns 0 :type (signed-byte 64) :read-only t))
+
 (setf (documentation 'mumsg-p 'function)
       "True if OBJECT is a mumsg."
       (documentation 'mumsg-plist 'function)
@@ -80,12 +88,13 @@ present."
   "The field of TYPE at OFFSET in pair I of the pair array PAIRS."
   `(cffi:mem-ref ,pairs ,type (+ (* (the pair-index ,i) muproc.ffi:+pair-size+) ,offset)))
 
-(declaim (inline view-pairs view-bytes view-size view-kind view-sender-pid))
+(declaim (inline view-pairs view-bytes view-size view-kind view-sender-pid view-sent-ns))
 (defun view-pairs (view) (cffi:mem-ref view :pointer 0))
 (defun view-bytes (view) (cffi:mem-ref view :pointer 8))
 (defun view-sender-pid (view) (cffi:mem-ref view :uint64 16))
 (defun view-size (view) (cffi:mem-ref view :uint32 24))
 (defun view-kind (view) (cffi:mem-ref view :int32 28))
+(defun view-sent-ns (view) (cffi:mem-ref view :int64 32))
 
 (defmacro with-message-view ((view msg) &body body)
   "Evaluate BODY with VIEW bound to a muproc_msg_view_t of MSG (a message

@@ -100,4 +100,9 @@ are those of cl-muproc.")
    #:muproc-not-a-muproc #:muproc-unknown-name #:muproc-unknown-name-name
    #:muproc-condition-operation #:muproc-condition-datum
    #:muproc-form-exited #:muproc-form-exit-reason
-   #:muproc-form-timeout #:muproc-form-timeout-seconds))
+   #:muproc-form-timeout #:muproc-form-timeout-seconds
+   ;; cl-muproc's names (compat.lisp)
+   #:muproc-send #:muproc-receive #:muproc-port #:*muproc-mumsg*
+   #:mupacket-p #:muproc-packet-age #:muproc-packet-without-send-time
+   #:muproc-address-p #:muproc-name-p #:muproc-port-name-p
+   #:muproc-exit-condition #:muproc-exit-condition-reason))

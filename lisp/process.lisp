@@ -216,12 +216,13 @@ MUPROC-UNKNOWN-PORT-NAME or MUPROC-NOT-A-MUPROC, naming OPERATION."
                 (error 'muproc-unknown-name :name designator :operation operation)))
     (t (error 'muproc-not-a-muproc :operation operation :datum designator))))
 
-(defun muproc-find (name)
+(defun muproc-find (name &key as-list-p)
   "Find live muprocs by name.  NAME a symbol: the live muproc of that name,
-or NIL.  NAME a string: a list of the live muprocs whose name contains it,
-ignoring case."
+or NIL (with AS-LIST-P, cl-muproc's, a list of it, or NIL).  NAME a
+string: a list of the live muprocs whose name contains it, ignoring case."
   (etypecase name
-    (symbol (named-muproc name))
+    (symbol (let ((muproc (named-muproc name)))
+              (if as-list-p (and muproc (list muproc)) muproc)))
     (string (remove-if-not (lambda (m)
                              (and (%muproc-name m)
                                   (search name (string (%muproc-name m))

@@ -5,9 +5,14 @@
 ;;;; server type) that traps exits: INITIALIZE starts the children in
 ;;;; order, LINKED-EXIT applies the strategy when one ends, TERMINATE stops
 ;;;; them in reverse order, and call handlers manage children at run time.
+;;;; No child outlives its supervisor: a child is recorded before anything
+;;;; can interrupt its start, stays recorded until its exit notice is in,
+;;;; and a supervisor that is killed, or leaves a shutdown half-way, kills
+;;;; the children it still has.
 
 (defpackage #:muproc.supervisor
   (:use #:common-lisp #:muproc #:muproc.generic-server)
+  (:import-from #:muproc.internal #:unwinding-from-kill-p)
   (:nicknames #:cl-muproc.supervisor)
   (:documentation "Supervision trees in the style of cl-muproc, with the
 semantics of Erlang/OTP's supervisor: strategies :ONE-FOR-ONE,
@@ -18,7 +23,9 @@ seconds; restart intensity; nested supervisors; run-time child management.")
            #:supervisor-start-child #:supervisor-terminate-child
            #:supervisor-restart-child #:supervisor-delete-child
            #:supervisor-which-children #:supervisor-count-children
-           #:supervisor-spec-p #:*supervisor-shutdown-reason*))
+           #:supervisor-spec-p #:*supervisor-shutdown-reason*
+           #:supervisor-spec-error #:supervisor-spec-error-problem
+           #:not-a-supervisor #:not-a-supervisor-object))
 
 (in-package #:muproc.supervisor)
 
@@ -26,6 +33,40 @@ seconds; restart intensity; nested supervisors; run-time child management.")
   "The exit reason a supervisor sends a child it shuts down (trappable,
 and not abnormal for :TRANSIENT children).  A child that doesn't go in
 time is killed with reason :SUPERVISOR-KILL.")
+
+;;; Conditions
+
+(define-condition supervisor-spec-error (muproc-error)
+  ((operation :initarg :operation :reader supervisor-spec-error-operation)
+   (problem :initarg :problem :reader supervisor-spec-error-problem))
+  (:report (lambda (c s)
+             (format s "~a: ~a" (supervisor-spec-error-operation c)
+                     (supervisor-spec-error-problem c))))
+  (:documentation "Signalled for a bad supervisor or child specification
+(by SUPERVISOR, or by SUPERVISOR-START-CHILD inside the supervisor, whose
+caller then gets it as a GENERIC-HANDLER-ERROR).
+SUPERVISOR-SPEC-ERROR-PROBLEM says what is wrong."))
+
+(define-condition not-a-supervisor (muproc-error)
+  ((object :initarg :object :reader not-a-supervisor-object)
+   (operation :initarg :operation :reader not-a-supervisor-operation))
+  (:report (lambda (c s)
+             (format s "~a: ~s is not a supervisor.  Give it a supervisor: what ~
+                        SUPERVISOR-START returned, or a :SUPERVISOR child listed by ~
+                        SUPERVISOR-WHICH-CHILDREN."
+                     (not-a-supervisor-operation c) (not-a-supervisor-object c))))
+  (:documentation "Signalled at once when a SUPERVISOR-... operation is
+given a live muproc that is not a supervisor (a worker would never
+answer).  NOT-A-SUPERVISOR-OBJECT is what it was given."))
+
+(setf (documentation 'supervisor-spec-error-problem 'function)
+      "What is wrong with the specification, as a sentence."
+      (documentation 'not-a-supervisor-object 'function)
+      "What the operation was given instead of a supervisor.")
+
+(defun spec-error (operation control &rest arguments)
+  (error 'supervisor-spec-error :operation operation
+                                :problem (apply #'format nil control arguments)))
 
 ;;; Specifications
 
@@ -42,14 +83,21 @@ time is killed with reason :SUPERVISOR-KILL.")
 (defstruct (child-spec (:constructor make-child-spec (restart shutdown start)))
   restart shutdown start)
 
-(defun check-child-spec (spec)
+(defun check-child-spec (spec operation)
+  "SPEC, a list (RESTART-TYPE SHUTDOWN START), as a child spec."
+  (unless (and (listp spec) (= 3 (list-length spec)))
+    (spec-error operation "the child spec ~s is not a list (RESTART-TYPE SHUTDOWN ~
+                           CHILD)." spec))
   (destructuring-bind (restart shutdown start) spec
     (unless (member restart '(:permanent :transient :temporary))
-      (error "Bad restart type ~s: expected :PERMANENT, :TRANSIENT or :TEMPORARY." restart))
+      (spec-error operation "bad restart type ~s in ~s: expected :PERMANENT, ~
+                             :TRANSIENT or :TEMPORARY." restart spec))
     (unless (or (member shutdown '(:kill :wait-forever)) (and (realp shutdown) (>= shutdown 0)))
-      (error "Bad shutdown ~s: expected :KILL, :WAIT-FOREVER or seconds." shutdown))
+      (spec-error operation "bad shutdown ~s in ~s: expected :KILL, :WAIT-FOREVER or ~
+                             seconds." shutdown spec))
     (unless (or (muproc-spec-p start) (supervisor-spec-p start))
-      (error "Bad child ~s: expected (SUPERVISED-MUPROC ...) or (SUPERVISOR ...)." start))
+      (spec-error operation "bad child ~s in ~s: expected (SUPERVISED-MUPROC ...) or ~
+                             (SUPERVISOR ...)." start spec))
     (make-child-spec restart shutdown start)))
 
 (defmacro supervised-muproc (name function arglist)
@@ -57,21 +105,59 @@ time is killed with reason :SUPERVISOR-KILL.")
 applying FUNCTION to ARGLIST.  NAME may be NIL for anonymous children."
   `(make-muproc-spec ',name ,function ,arglist))
 
-(defun supervisor (strategy max-restarts period-seconds &rest child-specs)
-  "A supervisor specification: STRATEGY (:ONE-FOR-ONE, :ALL-FOR-ONE,
-:REST-FOR-ONE or :SIMPLE-ONE-FOR-ONE), no more than MAX-RESTARTS restarts
-within PERIOD-SECONDS (more make the supervisor stop its children and exit
-with :TOO-MANY-RESTARTS), and CHILD-SPECS, each (RESTART-TYPE SHUTDOWN
-CHILD) with CHILD a SUPERVISED-MUPROC or a nested SUPERVISOR.  Children
+(defun child-spec-form (child)
+  "The form making the child spec list that CHILD, an argument of the
+SUPERVISOR macro, stands for.  A list of three elements is the seed's
+literal spec (RESTART-TYPE SHUTDOWN START-FORM), each part evaluated; any
+other form (muproc 0.2's (list :permanent :kill ...), a variable) is
+evaluated to such a list.  A three-element call of a function would be
+both: refused."
+  (if (and (consp child) (eql 3 (list-length child)))
+      (if (and (symbolp (first child)) (not (keywordp (first child)))
+               (fboundp (first child)))
+          (error 'supervisor-spec-error
+                 :operation "SUPERVISOR"
+                 :problem (format nil "the child ~s is ambiguous: as a spec its restart ~
+                                       type would be the variable ~s, as a form it calls ~
+                                       ~s.  Write the restart type as a keyword, or make ~
+                                       the spec with (list ...)."
+                                  child (first child) (first child)))
+          `(list ,@child))
+      child))
+
+(defmacro supervisor (strategy max-restarts period-seconds &rest children)
+  "A supervisor specification, written as on the seed's slides:
+  (supervisor :all-for-one 2 5
+    (:permanent :kill (supervised-muproc proc1 #'proc1 ()))
+    (:permanent 10 (supervisor :one-for-one 1 5 ...)))
+STRATEGY (:ONE-FOR-ONE, :ALL-FOR-ONE, :REST-FOR-ONE or
+:SIMPLE-ONE-FOR-ONE), no more than MAX-RESTARTS restarts within
+PERIOD-SECONDS (more make the supervisor stop its children and exit with
+:TOO-MANY-RESTARTS), and CHILDREN, each (RESTART-TYPE SHUTDOWN CHILD), its
+three parts evaluated, with CHILD a SUPERVISED-MUPROC or a nested
+SUPERVISOR.  A child that is not a three-element list is a form evaluated
+to such a list (muproc 0.2 wrote (list :permanent :kill ...)).  Children
 start in order and stop in reverse order.  :SIMPLE-ONE-FOR-ONE takes one
-child spec, a template for children started by SUPERVISOR-START-CHILD."
-  (check-type strategy (member :one-for-one :all-for-one :rest-for-one :simple-one-for-one))
-  (check-type max-restarts (integer 0))
-  (check-type period-seconds (real (0)))
+child spec, a template for children started by SUPERVISOR-START-CHILD.
+Signals SUPERVISOR-SPEC-ERROR for a bad specification."
+  `(make-supervisor ,strategy ,max-restarts ,period-seconds
+                    (list ,@(mapcar #'child-spec-form children))))
+
+(defun make-supervisor (strategy max-restarts period-seconds child-specs)
+  "The supervisor specification the SUPERVISOR macro describes."
+  (flet ((bad (what value expected)
+           (spec-error "SUPERVISOR" "bad ~a ~s: expected ~a." what value expected)))
+    (unless (member strategy '(:one-for-one :all-for-one :rest-for-one :simple-one-for-one))
+      (bad "strategy" strategy ":ONE-FOR-ONE, :ALL-FOR-ONE, :REST-FOR-ONE or :SIMPLE-ONE-FOR-ONE"))
+    (unless (typep max-restarts '(integer 0))
+      (bad "restart count" max-restarts "an integer, 0 or more"))
+    (unless (typep period-seconds '(real (0)))
+      (bad "period" period-seconds "seconds, more than 0")))
   (when (and (eq strategy :simple-one-for-one) (/= (length child-specs) 1))
-    (error ":SIMPLE-ONE-FOR-ONE needs exactly one child specification."))
+    (spec-error "SUPERVISOR" ":SIMPLE-ONE-FOR-ONE needs exactly one child specification."))
   (make-supervisor-spec strategy max-restarts period-seconds
-                        (mapcar #'check-child-spec child-specs)))
+                        (mapcar (lambda (spec) (check-child-spec spec "SUPERVISOR"))
+                                child-specs)))
 
 (defun spec-label (start)
   "The seed's names: a muproc's name, or {A*B*...} for a supervisor."
@@ -107,60 +193,101 @@ child spec, a template for children started by SUPERVISOR-START-CHILD."
   (and (child-muproc child) (muproc-alive-p (child-muproc child))))
 
 (defun start-child-muproc (child)
-  "Start CHILD linked to the current supervisor.  A supervisor child has
-started only once its own children have: we wait for it to say so (or
-die), so that siblings start in order, as in OTP."
+  "Start CHILD linked to the current supervisor, and return its muproc.  It
+is recorded as CHILD's muproc before any interrupt can act: a kill of the
+supervisor right after the spawn then finds it to kill.  A supervisor
+child has started only once its own children have: we wait for it to say
+so (or die), so that siblings start in order, as in OTP."
   (let ((start (child-spec-start (child-spec child))))
-    (setf (child-muproc child)
-          (if (muproc-spec-p start)
-              (muproc-spawn (muproc-spec-name start) (muproc-spec-function start)
-                            (append (muproc-spec-arglist start) (child-extra-args child))
-                            :link t)
-              (let ((supervisor (spawn-supervisor start :link t
-                                                        :parent (muproc-current-process))))
-                (mumsg-receive (from)
-                  ((supervisor-started) (eq supervisor-started supervisor)
-                   supervisor)
-                  ((terminated reason) (eq terminated supervisor)
-                   (muproc-exit (list :child-start-failed (spec-label start) reason)))))))))
+    (if (muproc-spec-p start)
+        (sb-sys:without-interrupts
+          (setf (child-muproc child)
+                (muproc-spawn (muproc-spec-name start) (muproc-spec-function start)
+                              (append (muproc-spec-arglist start) (child-extra-args child))
+                              :link t)))
+        (let ((supervisor (sb-sys:without-interrupts
+                            (setf (child-muproc child)
+                                  (spawn-supervisor start :link t
+                                                          :parent (muproc-current-process))))))
+          (mumsg-receive (from)
+            ((supervisor-started) (eq supervisor-started supervisor)
+             supervisor)
+            ((terminated reason) (eq terminated supervisor)
+             ;; Its notice is consumed: it is no longer ours to stop.
+             (setf (child-muproc child) nil)
+             (muproc-exit (list :child-start-failed (spec-label start) reason))))))))
 
 (defun await-exit-notice (muproc timeout)
   "Wait up to TIMEOUT seconds (NIL: forever) for the exit notice of our
-linked MUPROC; true if it came."
+linked MUPROC; true if it came, and the reason it carried."
   (mumsg-receive (from :timeout timeout)
-    ((terminated reason) (eq terminated muproc) t)
+    ((terminated reason) (eq terminated muproc) (values t reason))
     (:timeout nil)))
 
 (defun shut-down-child (child)
-  "Stop CHILD as its shutdown spec says, and consume its exit notice."
+  "Stop CHILD as its shutdown spec says, consume its exit notice, and
+return the reason it exited with.  CHILD keeps its muproc until then, so
+that a kill of the supervisor meanwhile kills it (see STOP-CHILDREN)."
   (let ((muproc (child-muproc child))
         (shutdown (child-spec-shutdown (child-spec child))))
     (when muproc
-      (setf (child-muproc child) nil)
       (if (eq shutdown :kill)
           (muproc-kill muproc :supervisor-kill)
           (muproc-exit *supervisor-shutdown-reason* muproc))
-      (unless (await-exit-notice muproc (if (realp shutdown) shutdown nil))
-        (muproc-kill muproc :supervisor-kill)
-        (await-exit-notice muproc nil)))))
+      (multiple-value-bind (exited reason)
+          (await-exit-notice muproc (if (realp shutdown) shutdown nil))
+        (unless exited
+          (muproc-kill muproc :supervisor-kill)
+          (setf reason (nth-value 1 (await-exit-notice muproc nil))))
+        (setf (child-muproc child) nil)
+        reason))))
 
-(defun shut-down-children (children)
-  "Stop CHILDREN in reverse order."
-  (mapc #'shut-down-child (reverse children)))
+(defun kill-children (children)
+  "Kill the running CHILDREN at once, every one of them whatever interrupts
+us (kills are never trapped, so none can refuse), then wait until they
+have exited, so that their names are free for whoever restarts them."
+  (let ((muprocs (sb-sys:without-interrupts
+                   (loop for child in children
+                         for muproc = (child-muproc child)
+                         when muproc
+                           do (muproc-kill muproc :supervisor-kill)
+                              (setf (child-muproc child) nil)
+                           and collect muproc))))
+    (mapc #'muproc-wait-for-exit muprocs)))
+
+(defun stop-children (children)
+  "Stop CHILDREN in reverse order, each as its shutdown spec says and waited
+for before the next.  A supervisor being killed must not wait for a child
+that may ignore its shutdown: it kills them all instead.  However this
+ends (a kill arriving half-way included), no child is left running."
+  (let ((remaining (reverse children)))
+    (unwind-protect
+         (unless (unwinding-from-kill-p)
+           (loop while remaining
+                 do (shut-down-child (first remaining))
+                    (pop remaining)))
+      (kill-children remaining))))
 
 (defun initialize (spec &optional parent)
-  (let ((state (make-state spec (spec-label spec))))
-    (unless (eq (supervisor-spec-strategy spec) :simple-one-for-one)
-      (dolist (child-spec (supervisor-spec-children spec))
-        (let ((child (make-child child-spec)))
-          (setf (state-children state) (append (state-children state) (list child)))
-          (start-child-muproc child))))
+  (let ((state (make-state spec (spec-label spec)))
+        (started nil))
+    (unwind-protect
+         (progn
+           (unless (eq (supervisor-spec-strategy spec) :simple-one-for-one)
+             (dolist (child-spec (supervisor-spec-children spec))
+               (let ((child (make-child child-spec)))
+                 (setf (state-children state) (append (state-children state) (list child)))
+                 (start-child-muproc child))))
+           (setf started t))
+      ;; No state, so no TERMINATE: the children started so far are ours to stop.
+      (unless started
+        (stop-children (state-children state))))
     (when parent
       (mumsg-send parent :supervisor-started (muproc-current-process)))
     state))
 
 (defun terminate (state)
-  (shut-down-children (state-children state))
+  (stop-children (state-children state))
   (muproc-log-errorstream "SUPERVISOR ~a terminating." state))
 
 (defun abnormal-p (reason)
@@ -185,19 +312,29 @@ linked MUPROC; true if it came."
                               (supervisor-spec-period spec))
       (muproc-exit :too-many-restarts))))
 
-(defun restart-children (state failed)
-  "Apply the strategy after FAILED (already dead) wants a restart."
+(defun log-restart (child reason new-muproc)
+  "OTP's supervisor report, as one line of the seed's log: which child, why
+it ended (REASON is (reason), or NIL if it was not running), its new muproc."
+  (muproc-log-errorstream "SUPERVISOR restarted child ~a~@[ (ended with reason ~{~s~})~] as ~a."
+                          (spec-label (child-spec-start (child-spec child)))
+                          reason new-muproc))
+
+(defun restart-children (state failed reason)
+  "Apply the strategy after FAILED (already dead, with REASON) wants a restart."
   (let* ((children (state-children state))
          (affected (ecase (supervisor-spec-strategy (state-spec state))
                      ((:one-for-one :simple-one-for-one) (list failed))
                      (:all-for-one children)
-                     (:rest-for-one (member failed children)))))
+                     (:rest-for-one (member failed children))))
+         (reasons (list (cons failed (list reason)))))
     (setf (state-restarting state) t)
     (unwind-protect
          (progn
-           (shut-down-children (remove failed affected))
+           (dolist (child (reverse (remove failed affected)))
+             (when (child-muproc child)
+               (push (cons child (list (shut-down-child child))) reasons)))
            (dolist (child affected)
-             (start-child-muproc child)))
+             (log-restart child (cdr (assoc child reasons)) (start-child-muproc child))))
       (setf (state-restarting state) nil))))
 
 (defun linked-exit (state terminated reason)
@@ -210,7 +347,7 @@ linked MUPROC; true if it came."
       ((restart-wanted-p child reason)
        (setf (child-muproc child) nil)
        (note-restart state)
-       (restart-children state child))
+       (restart-children state child reason))
       (t
        (setf (child-muproc child) nil)
        (when (or (eq (child-spec-restart (child-spec child)) :temporary)
@@ -219,21 +356,30 @@ linked MUPROC; true if it came."
 
 ;;; Starting supervisors
 
+(defvar *supervisors* (make-hash-table :test 'eq :weakness :key :synchronized t)
+  "Every supervisor muproc (-> T), so that an operation given a worker
+fails at once instead of calling a muproc that never answers.")
+
 (defun spawn-supervisor (spec &key link errorstream parent)
   "Spawn a supervisor for SPEC; with PARENT, it sends PARENT
 (:supervisor-started itself) once its children have started."
-  (muproc-spawn (make-symbol (spec-label spec))
-                (lambda ()
-                  (muproc-generic-start :initargs (list spec parent)
-                                        :package "MUPROC.SUPERVISOR"))
-                nil
-                :trap-exits t :link link :errorstream errorstream))
+  (let ((supervisor (muproc-spawn (make-symbol (spec-label spec))
+                                  (lambda ()
+                                    (muproc-generic-start :initargs (list spec parent)
+                                                          :package "MUPROC.SUPERVISOR"))
+                                  nil
+                                  :trap-exits t :link link :errorstream errorstream)))
+    (setf (gethash supervisor *supervisors*) t)
+    supervisor))
 
 (defun supervisor-start (spec &key errorstream link)
   "Start the supervision tree SPEC (made by SUPERVISOR) and return its top
 supervisor, a muproc named like {PROC1*PROC2*{PROC31*PROC32}}.  ERRORSTREAM
 is the tree's errorstream; LINK links it to the calling muproc."
-  (check-type spec supervisor-spec)
+  (unless (supervisor-spec-p spec)
+    (spec-error "SUPERVISOR-START" "~s is not a supervisor specification: make one ~
+                                    with (SUPERVISOR strategy max-restarts period ~
+                                    child...)." spec))
   (spawn-supervisor spec :link link :errorstream errorstream))
 
 ;;; Run-time management: calls to the supervisor (from inside a muproc).
@@ -253,7 +399,7 @@ is the tree's errorstream; LINK links it to the calling muproc."
                    (let ((child (make-child (first (supervisor-spec-children (state-spec state))))))
                      (setf (child-extra-args child) spec-or-args)
                      child)
-                   (make-child (check-child-spec spec-or-args)))))
+                   (make-child (check-child-spec spec-or-args "SUPERVISOR-START-CHILD")))))
     (prog1 (start-child-muproc child) ; a failed start adds nothing
       (setf (state-children state) (append (state-children state) (list child))))))
 
@@ -288,43 +434,61 @@ is the tree's errorstream; LINK links it to the calling muproc."
                     (if (muproc-spec-p start) :worker :supervisor))))
           (state-children state)))
 
+(defun call-supervisor (operation supervisor handler &rest args)
+  "Call HANDLER of SUPERVISOR (a supervisor muproc, or its name) with
+ARGS, without a timeout (as OTP: shutdowns may be long).  Errors name
+OPERATION, the operator the user called; a live muproc that is not a
+supervisor is refused at once (NOT-A-SUPERVISOR)."
+  (unless (in-muproc-p)
+    (error 'muproc-not-in-muproc :operation operation))
+  (let ((muproc (typecase supervisor
+                  (muproc supervisor)
+                  (symbol (muproc-find supervisor)))))
+    (when (and muproc (muproc-alive-p muproc) (not (gethash muproc *supervisors*)))
+      (error 'not-a-supervisor :object supervisor :operation operation))
+    (unless muproc
+      (if (symbolp supervisor)
+          (error 'generic-server-not-running :server supervisor :handler operation
+                                             :reason :noproc)
+          (error 'not-a-supervisor :object supervisor :operation operation)))
+    (let ((*muproc-generic-call-timeout* nil))
+      (apply #'muproc-generic-call muproc handler args))))
+
 (defun supervisor-start-child (supervisor spec-or-args)
   "Add a child to SUPERVISOR and start it; return its muproc.  For
 :SIMPLE-ONE-FOR-ONE, SPEC-OR-ARGS is a list of arguments appended to the
 template's arglist; otherwise a child spec list (RESTART-TYPE SHUTDOWN
 CHILD).  Call from inside a muproc; waits without a timeout."
-  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
-    (%start-child* supervisor spec-or-args)))
+  (call-supervisor "SUPERVISOR-START-CHILD" supervisor '%start-child spec-or-args))
 
 (defun supervisor-terminate-child (supervisor child)
   "Stop CHILD (its name or muproc) of SUPERVISOR as its shutdown spec says;
 it is not restarted, and its spec stays (see SUPERVISOR-RESTART-CHILD).
 Call from inside a muproc; waits without a timeout."
-  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
-    (%terminate-child* supervisor child)))
+  (call-supervisor "SUPERVISOR-TERMINATE-CHILD" supervisor '%terminate-child child))
 
 (defun supervisor-restart-child (supervisor child)
   "Start again the terminated CHILD (its name) of SUPERVISOR; return its
 muproc.  Call from inside a muproc; waits without a timeout."
-  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
-    (%restart-child* supervisor child)))
+  (call-supervisor "SUPERVISOR-RESTART-CHILD" supervisor '%restart-child child))
 
 (defun supervisor-delete-child (supervisor child)
   "Remove the terminated CHILD's spec from SUPERVISOR.  Call from inside a
-muproc."
-  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
-    (%delete-child* supervisor child)))
+muproc; waits without a timeout."
+  (call-supervisor "SUPERVISOR-DELETE-CHILD" supervisor '%delete-child child))
 
 (defun supervisor-which-children (supervisor)
   "A list of (NAME MUPROC-OR-NIL RESTART-TYPE :WORKER-OR-:SUPERVISOR) for
-SUPERVISOR's children, in start order.  Call from inside a muproc; waits without a timeout."
-  (let ((*muproc-generic-call-timeout* nil)) ; as OTP: shutdowns may be long
-    (%which-children* supervisor)))
+SUPERVISOR's children, in start order.  Call from inside a muproc; waits
+without a timeout.  Signals NOT-A-SUPERVISOR at once for a muproc that is
+not a supervisor."
+  (call-supervisor "SUPERVISOR-WHICH-CHILDREN" supervisor '%which-children))
 
 (defun supervisor-count-children (supervisor)
   "A plist (:SPECS n :ACTIVE n :SUPERVISORS n :WORKERS n) about
 SUPERVISOR's children.  Call from inside a muproc; waits without a timeout."
-  (let ((children (supervisor-which-children supervisor)))
+  (let ((children (call-supervisor "SUPERVISOR-COUNT-CHILDREN" supervisor
+                                   '%which-children)))
     (list :specs (length children)
           :active (count-if #'second children)
           :supervisors (count :supervisor children :key #'fourth)

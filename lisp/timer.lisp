@@ -70,11 +70,13 @@ it to libmuproc's timer thread for TIMER, which owns it from then on."
       (reap-dropped-timer-messages)
       timer)))
 
-(defun muproc-make-interrupt-timer (function)
+(defun muproc-make-interrupt-timer (function &key dont-register)
   "A timer that, once scheduled, makes the current muproc call FUNCTION
 (no arguments) inside itself.  Schedule it with MUPROC-SCHEDULE-TIMER or
 MUPROC-SCHEDULE-TIMER-RELATIVE.  Signals MUPROC-NOT-IN-MUPROC outside a
-muproc."
+muproc.  DONT-REGISTER (cl-muproc's) is accepted and has no effect: every
+timer of a muproc is cancelled when it exits."
+  (declare (ignore dont-register))
   (%make-timer (coerce function 'function)
                (current-muproc-or-lose "MUPROC-MAKE-INTERRUPT-TIMER")))
 
@@ -182,10 +184,16 @@ MUPROC-INPORT-FULL.  A DELAY longer than a century never comes."
                  pid))))
 
 (defun call-with-muproc-timeout (timeout body on-timeout)
-  (let* ((self (current-muproc-or-lose "MUPROC-WITH-TIMEOUT"))
-         (deadline (timer-deadline timeout "MUPROC-WITH-TIMEOUT" :timeout))
-         (tag (list :muproc-timeout))
-         (timer (%make-timer nil self)))
+  (if *current-muproc*
+      (call-with-timer-signal-timeout *current-muproc* timeout body on-timeout)
+      (call-with-thread-timeout timeout body on-timeout)))
+
+(defun call-with-timer-signal-timeout (self timeout body on-timeout)
+  "Inside muproc SELF: libmuproc's timer signals SELF, which throws at its
+next safe point (a receive included)."
+  (let ((deadline (timer-deadline timeout "MUPROC-WITH-TIMEOUT" :timeout))
+        (tag (list :muproc-timeout))
+        (timer (%make-timer nil self)))
     (multiple-value-bind (timed-out values)
         (catch tag
           (unwind-protect
@@ -198,9 +206,35 @@ MUPROC-INPORT-FULL.  A DELAY longer than a century never comes."
           (funcall on-timeout)
           (values-list values)))))
 
+(defun call-with-thread-timeout (timeout body on-timeout)
+  "Outside a muproc (the REPL, any thread): an SBCL timer interrupts this
+thread, which throws.  Only while ACTIVE: once BODY has returned, a firing
+already on its way does nothing."
+  (let* ((seconds (checked-duration timeout "MUPROC-WITH-TIMEOUT" :timeout
+                                    :allow-nil nil))
+         (tag (list :muproc-timeout))
+         (active t)
+         (timer (sb-ext:make-timer (lambda () (when active (throw tag :timeout)))
+                                   :name "muproc-with-timeout"
+                                   :thread sb-thread:*current-thread*)))
+    (multiple-value-bind (timed-out values)
+        (catch tag
+          (sb-sys:without-interrupts
+            (unwind-protect
+                 (sb-sys:with-local-interrupts
+                   ;; Beyond any limit (NIL): never fires.
+                   (when seconds (sb-ext:schedule-timer timer seconds))
+                   (values nil (multiple-value-list (funcall body))))
+              (setf active nil)
+              (sb-ext:unschedule-timer timer))))
+      (if (eq timed-out :timeout)
+          (funcall on-timeout)
+          (values-list values)))))
+
 (defmacro muproc-with-timeout ((timeout &body timeout-forms) &body body)
   "Evaluate BODY; if it takes more than TIMEOUT seconds, abandon it
 (unwinding, so cleanups run) and evaluate TIMEOUT-FORMS instead.  Returns
-the values of whichever ran.  The timeout reaches BODY in a receive, in
-Lisp code and in SLEEP alike.  Only inside a muproc."
+the values of whichever ran.  Works in any thread, the REPL included.
+Inside a muproc the timeout reaches BODY in a receive, in Lisp code and
+in SLEEP alike; elsewhere it interrupts the thread."
   `(call-with-muproc-timeout ,timeout (lambda () ,@body) (lambda () ,@timeout-forms)))

@@ -103,15 +103,23 @@ examples/generic-area-server.lisp."))
 (muproc-define-call-handler fail (state from datum)
   (error 'gs-failure :datum datum))
 
-(muproc-define-cast-handler fail-cast (state datum)
+(muproc-define-cast-handler fail-cast (state from datum)
   (error 'gs-failure :datum datum))
 
-(muproc-define-cast-handler push-item (state item)
+(muproc-define-cast-handler push-item (state from item)
   (push item (counter-items state)))
 
-(muproc-define-cast-handler slow-push (state seconds item)
+(muproc-define-cast-handler slow-push (state from seconds item)
   (sleep seconds)
   (push item (counter-items state)))
+
+(muproc-define-cast-handler note-caster (state from)
+  (push (list :cast-from from) (counter-items state)))
+
+(muproc-define-call-handler changed-mind (state from)
+  (muproc-exit-after-handler :bye)
+  (muproc-exit-after-handler :bye :unsettingp t)
+  :staying)
 
 (muproc-define-call-handler push-item/call (state from item)
   (push item (counter-items state))
@@ -280,12 +288,14 @@ stopped, \"... terminating (count=400).\""
           "Not the seed's terminating line: ~s" (second lines)))))
 
 (gs-test generic-server.client-functions ()
-  "MUPROC-DEFINE-CALL-HANDLER defines and exports NAME and NAME*, and the
-handler CALL-HANDLER/NAME (the seed's expansion); handler lambda lists take
-&optional and &rest parameters, and a call returns all the handler's values."
+  "MUPROC-DEFINE-CALL-HANDLER defines NAME and NAME*, not exported (so
+that the server's file compiles and loads again without package-variance
+warnings), and the handler CALL-HANDLER/NAME (the seed's expansion);
+handler lambda lists take &optional and &rest parameters, and a call
+returns all the handler's values."
   (dolist (name '("GENERIC-ADD-SQUARE" "GENERIC-ADD-SQUARE*"))
-    (is (eq :external (nth-value 1 (find-symbol name '#:muproc-example.generic-area-server)))
-        "~a is not exported" name))
+    (is (eq :internal (nth-value 1 (find-symbol name '#:muproc-example.generic-area-server)))
+        "~a is exported" name))
   (is (fboundp (find-symbol "CALL-HANDLER/GENERIC-ADD-SQUARE" '#:muproc-example.generic-area-server)))
   (let ((server (start-server 'muproc-tests.gs-counter:counter '#:muproc-tests.gs-counter)))
     (is (equal '((1 :b-default) (1 2) (1 2 3 4) (1 2 3 4))
@@ -762,6 +772,143 @@ the server with (:ERROR-IN-PROCESS . condition); TERMINATE runs."
           "Exit reason ~s" reason)
       (is (typep (cdr reason) 'error)))
     (is-true (logged-p "COUNTER terminating (count=3)." (log-text)))))
+
+;;; Code written for cl-muproc
+
+(gs-test generic-server.handler-given-by-its-name ()
+  "MUPROC-GENERIC-CALL and -CAST take the name given to
+MUPROC-DEFINE-CALL-HANDLER (or -CAST-HANDLER), as well as the handler's
+CALL-HANDLER/NAME symbol the seed's expansion passes."
+  (let ((server (start-server 'counter '#:muproc-tests.gs-counter)))
+    (is (equal '(5 7 ((:x) 7))
+               (client (list (muproc-generic-call server 'muproc-tests.gs-counter::add 5)
+                             (muproc-generic-call server 'muproc-tests.gs-counter::call-handler/add 2)
+                             (progn (muproc-generic-cast server 'muproc-tests.gs-counter::push-item :x)
+                                    (list (muproc-generic-call server 'muproc-tests.gs-counter::items)
+                                          (muproc-generic-call server
+                                                               'muproc-tests.gs-counter::get-count)))))))
+    (is (eq t (client (muproc-generic-stop server))))))
+
+(gs-test generic-server.cast-handler-gets-from ()
+  "A cast handler is written (state from &rest args), as in cl-muproc, and
+gets the casting muproc as FROM."
+  (let ((server (start-server 'counter '#:muproc-tests.gs-counter)))
+    (destructuring-bind (caster items)
+        (client (muproc-tests.gs-counter::note-caster* server)
+                (list (muproc-current-process) (muproc-tests.gs-counter::items* server)))
+      (is (equal (list (list :cast-from caster)) items)))
+    (is (eq t (client (muproc-generic-stop server))))))
+
+(gs-test generic-server.keyword-named-server ()
+  "A server spawned under a keyword name (cl-muproc allowed any symbol) is
+called, cast to and stopped by that name; a keyword registered as a port
+name still goes to the port's muproc first."
+  (let ((by-name (start-server :gs-keyword-counter '#:muproc-tests.gs-counter
+                               :initargs '(:start 1)))
+        (by-port (start-server 'gs-other '#:muproc-tests.gs-counter
+                               :initargs '(:start 100) :port-name :gs-keyword-port)))
+    (is (equal '(1 3 100)
+               (client (list (muproc-tests.gs-counter::get-count* :gs-keyword-counter)
+                             (progn (muproc-tests.gs-counter::push-item* :gs-keyword-counter :i)
+                                    (muproc-tests.gs-counter::add* :gs-keyword-counter 2))
+                             (muproc-tests.gs-counter::get-count* :gs-keyword-port)))))
+    (is (eq t (client (muproc-generic-stop :gs-keyword-counter))))
+    (is (eq :normal (exit-reason by-name)))
+    (is (eq t (client (muproc-generic-stop :gs-keyword-port))))
+    (is (eq :normal (exit-reason by-port)))))
+
+(gs-test generic-server.exit-after-handler-unsetting ()
+  "(muproc-exit-after-handler reason :unsettingp t), cl-muproc's, cancels
+an exit asked for earlier in the handler: the server goes on serving."
+  (let ((server (start-server 'counter '#:muproc-tests.gs-counter)))
+    (is (equal '(:staying 0)
+               (client (list (muproc-tests.gs-counter::changed-mind* server)
+                             (muproc-tests.gs-counter::get-count* server)))))
+    (is (eq t (client (muproc-generic-stop server))))))
+
+(gs-test generic-server.errors-name-the-operator-called ()
+  "Outside a muproc, MUPROC-GENERIC-STOP signals MUPROC-NOT-IN-MUPROC
+naming MUPROC-GENERIC-STOP, not the call it makes."
+  (let ((server (start-server 'counter '#:muproc-tests.gs-counter)))
+    (let ((c (handler-case (progn (muproc-generic-stop server) nil)
+               (muproc-not-in-muproc (c) c))))
+      (is (and c (search "MUPROC-GENERIC-STOP" (princ-to-string c))) "~a" c))
+    (is (eq t (client (muproc-generic-stop server))))))
+
+;;; Edit and reload
+
+(defparameter *reloaded-server-source*
+  "(defpackage #:muproc-tests.gs-reloaded
+     (:use #:common-lisp #:muproc #:muproc.generic-server))
+   (in-package #:muproc-tests.gs-reloaded)
+   (muproc-default-server-name gs-reloaded)
+   (defun initialize () (list 0))
+   (muproc-define-call-handler bump (state from)
+     (incf (first state)))
+   (muproc-define-cast-handler reset (state from)
+     (setf (first state) 0))"
+  "A server type's file, as a user writes it: no handler in DEFPACKAGE.")
+
+(defun compile-and-load (file)
+  "COMPILE-FILE and LOAD FILE; the full warnings (not style warnings)
+signalled, and COMPILE-FILE's FAILURE-P."
+  (let ((warnings '()))
+    (handler-bind ((warning (lambda (w)
+                              (unless (typep w 'style-warning)
+                                (push (princ-to-string w) warnings))
+                              (muffle-warning w))))
+      (let ((*error-output* (make-broadcast-stream))
+            (*standard-output* (make-broadcast-stream)))
+        (multiple-value-bind (fasl warnings-p failure-p) (compile-file file)
+          (declare (ignore warnings-p))
+          (load fasl)
+          (delete-file fasl)
+          (values (nreverse warnings) failure-p))))))
+
+(gs-test generic-server.server-file-compiles-and-loads-twice ()
+  "A server's file compiles and loads twice in one image without a
+warning (the handlers' client functions are not exported, so DEFPACKAGE
+never disagrees with the package), and the server started after the first
+load serves on after the second."
+  (uiop:with-temporary-file (:pathname file :type "lisp" :keep nil)
+    (with-open-file (out file :direction :output :if-exists :supersede)
+      (write-string *reloaded-server-source* out))
+    (unwind-protect
+         (progn
+           (is (equal '(() nil) (multiple-value-list (compile-and-load file))))
+           (let* ((package (find-package '#:muproc-tests.gs-reloaded))
+                  (server (start-server (find-symbol "GS-RELOADED" package) package))
+                  (bump (find-symbol "BUMP" package)))
+             (is (eql 1 (client (funcall bump))))
+             (is (equal '(() nil) (multiple-value-list (compile-and-load file))))
+             (is (eql 2 (client (funcall bump))))
+             (is (eq t (client (muproc-generic-stop server))))))
+      (when (find-package '#:muproc-tests.gs-reloaded)
+        (delete-package '#:muproc-tests.gs-reloaded)))))
+
+(gs-test generic-server.muproc-reloads-under-a-running-server (:timeout 300)
+  "(asdf:load-system :muproc :force t) in an image where a generic server
+runs: no warning (muproc.supervisor exports only its API, so its
+DEFPACKAGE agrees with it), and the server still answers afterwards.  In a
+child SBCL, which prints what it saw."
+  (multiple-value-bind (lines errors status)
+      (muproc-tests::run-child-sbcl
+       (list "--noinform" "--non-interactive" "--no-sysinit" "--no-userinit"
+             "--load" "examples/load-muproc.lisp"
+             "--eval" "(defpackage #:reload-server (:use #:cl #:muproc #:muproc.generic-server))"
+             "--eval" "(in-package #:reload-server)"
+             "--eval" "(defun initialize () (list 0))"
+             "--eval" "(muproc-define-call-handler bump (state from) (incf (first state)))"
+             "--eval" "(defvar *server* (muproc-spawn 'server (lambda () (muproc-generic-start)) nil))"
+             "--eval" "(format t \"before ~a~%\" (muproc () (bump* *server*)))"
+             "--eval" "(let ((out *standard-output*)) (handler-bind ((warning (lambda (w) (unless (typep w 'style-warning) (format out \"warning ~a~%\" (remove #\\Newline (princ-to-string w))))))) (let ((*standard-output* (make-broadcast-stream)) (*error-output* (make-broadcast-stream))) (asdf:load-system :muproc :force t))))"
+             "--eval" "(format t \"after ~s ~a~%\" (muproc-state *server*) (muproc () (bump* *server*)))"
+             "--eval" "(muproc () (muproc-generic-stop *server*))"
+             "--eval" "(format t \"done~%\")")
+       :timeout 280)
+    (is (eql 0 status) "status ~a; error output:~%~a" status errors)
+    (is (equal '("before 1" "after :WAITING 2" "done") lines)
+        "printed:~%~{~s~%~}error output:~%~a" lines errors)))
 
 ;;; Other messages, redefinition
 

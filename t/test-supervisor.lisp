@@ -52,7 +52,9 @@ if some muproc named in AFTER (its elder siblings) is not running yet;
 however it ends its cleanup sends (:event :stopped :id ID).  On (:exit-with
 R) it exits with reason R; on (:finish t) it returns (reason :NORMAL).  With
 TRAP it traps exits, and on an exit notice (a supervisor shutting it down)
-it exits with :LINGERED after LINGER seconds, or never if STUBBORN."
+it exits with :LINGERED after LINGER seconds, or, if STUBBORN, goes on
+(and with STUBBORN :TELL first sends COLLECTOR (:event :ignored-shutdown
+:id ID))."
   (when trap (muproc-set-trap-exits t))
   (unwind-protect
        (progn
@@ -64,9 +66,11 @@ it exits with :LINGERED after LINGER seconds, or never if STUBBORN."
              ((exit-with) t (muproc-exit exit-with))
              ((finish) t (return))
              ((terminated reason) t
-              (unless stubborn
-                (when linger (sleep linger))
-                (muproc-exit :lingered))))))
+              (cond ((eq stubborn :tell)
+                     (mumsg-send collector :event :ignored-shutdown :id id))
+                    ((not stubborn)
+                     (when linger (sleep linger))
+                     (muproc-exit :lingered)))))))
     (mumsg-send collector :event :stopped :id id)))
 
 (defun next-event (&optional (timeout 5))
@@ -660,6 +664,150 @@ when one of its children was terminated (and so has no muproc)."
     (is (eq :adieu reason) "The supervisor did not exit on (muproc-exit :adieu sup): ~s"
         reason)))
 
+;;; Kills: no child outlives its supervisor
+
+(defun stubborn-spec (strategy collector)
+  "A supervisor of A, then S: S traps exits and ignores every shutdown,
+and the supervisor waits for it forever (:WAIT-FOREVER)."
+  (supervisor strategy 5 5
+    (:permanent 1 (supervised-muproc a #'kid (list collector 'a)))
+    (:permanent :wait-forever
+      (supervised-muproc s #'kid (list collector 's :trap t :stubborn :tell)))))
+
+(defun start-stubborn-tree (strategy)
+  "In a muproc: start STUBBORN-SPEC's tree; the supervisor and the muprocs
+of A and S, once both have started (S traps exits by then)."
+  (let ((sup (supervisor-start (stubborn-spec strategy (muproc-current-process))
+                               :errorstream (quiet)))
+        (kids '()))
+    (loop repeat 2
+          do (multiple-value-bind (event kid) (next-event)
+               (push (cons (second event) kid) kids)))
+    (values sup (cdr (assoc 'a kids)) (cdr (assoc 's kids)))))
+
+(defun exits-of (&rest muprocs)
+  "The exit reason of each of MUPROCS, or :STILL-RUNNING if it has not
+exited within 10 s."
+  (mapcar (lambda (m)
+            (multiple-value-bind (reason exited) (muproc-wait-for-exit m :timeout 10)
+              (if exited reason :still-running)))
+          muprocs))
+
+(deftest/tree supervisor.kill-does-not-wait-for-shutdowns ()
+  "A supervisor that is killed does not wait for the :WAIT-FOREVER child
+that ignores shutdowns: it kills its children (A and S) and exits with
+the kill's reason."
+  (is (equal '(:die :supervisor-kill :supervisor-kill)
+             (in-muproc
+               (multiple-value-bind (sup a s) (start-stubborn-tree :one-for-one)
+                 (muproc-kill sup :die)
+                 (exits-of sup a s))))))
+
+(deftest/tree supervisor.killed-during-its-shutdown-leaves-no-child ()
+  "A supervisor told to exit waits for S, which ignores the shutdown; killed
+then, and killed again, it kills S and A: no child is left running."
+  (destructuring-bind (ignored sup-reason &rest child-reasons)
+      (in-muproc
+        (multiple-value-bind (sup a s) (start-stubborn-tree :one-for-one)
+          (muproc-exit :shutdown sup)
+          (let ((ignored (next-event)))
+            (muproc-kill sup :die)
+            (muproc-kill sup :die-again)
+            (cons ignored (exits-of sup a s)))))
+    (is (equal '(:ignored-shutdown s) ignored))
+    ;; The second kill may land while the first one's cleanup runs.
+    (is (member sup-reason '(:die :die-again)) "The supervisor's exit: ~s" sup-reason)
+    (is (equal '(:supervisor-kill :supervisor-kill) child-reasons))))
+
+(deftest/tree supervisor.killed-during-a-restart-leaves-no-child ()
+  "An :ALL-FOR-ONE supervisor restarting after A crashed waits to shut S
+down, which S ignores; killed then, it kills S (its slot was not cleared
+before S had exited): no child is left running."
+  (is (equal '((:ignored-shutdown s) :die :crash :supervisor-kill)
+             (in-muproc
+               (multiple-value-bind (sup a s) (start-stubborn-tree :all-for-one)
+                 (crash a)
+                 (next-event)           ; A's :STOPPED
+                 (let ((ignored (next-event)))
+                   (muproc-kill sup :die)
+                   (cons ignored (exits-of sup a s))))))))
+
+;;; Misuse and errors
+
+(deftest/tree supervisor.operations-on-a-worker-fail-at-once ()
+  "SUPERVISOR-WHICH-CHILDREN (and the other operations) given a plain
+worker, by name or muproc, signal NOT-A-SUPERVISOR at once rather than
+wait for an answer that never comes."
+  (destructuring-bind (by-name by-muproc seconds)
+      (muproc (10)
+        (let ((w1 (muproc-spawn 'w1 (lambda () (mumsg-receive (from) ((go) t))) nil))
+              (start (now)))
+          (flet ((refusal (thunk)
+                   (handler-case (progn (funcall thunk) :answered)
+                     (not-a-supervisor (c)
+                       (list (not-a-supervisor-object c)
+                             (search "SUPERVISOR-WHICH-CHILDREN" (princ-to-string c)))))))
+            (prog1 (list (refusal (lambda () (supervisor-which-children 'w1)))
+                         (refusal (lambda () (supervisor-which-children w1)))
+                         (seconds-since start))
+              (mumsg-send w1 :go t)
+              (muproc-wait-for-exit w1 :timeout 10)))))
+    (is (eq 'w1 (first by-name)) "~s" by-name)
+    (is-true (second by-name))
+    (is (muproc-p (first by-muproc)) "~s" by-muproc)
+    (is (< seconds 2) "took ~,1f s" seconds)))
+
+(deftest/tree supervisor.errors-name-the-operator-called ()
+  "Outside a muproc, the supervisor operations signal MUPROC-NOT-IN-MUPROC
+naming themselves (not the generic call beneath); a bad child spec is a
+SUPERVISOR-SPEC-ERROR naming SUPERVISOR, a three-element call that could
+be a spec is refused at macroexpansion; muproc.supervisor exports its API
+only."
+  (let ((sup (supervisor-start (supervisor :one-for-one 1 5) :errorstream (quiet))))
+    (unwind-protect
+         (dolist (operation (list (lambda () (supervisor-which-children sup))
+                                  (lambda () (supervisor-count-children sup))
+                                  (lambda () (supervisor-terminate-child sup 'x))))
+           (let ((c (handler-case (progn (funcall operation) nil)
+                      (muproc-not-in-muproc (c) c))))
+             (is (and c (search "SUPERVISOR-" (princ-to-string c))
+                      (not (search "GENERIC" (princ-to-string c))))
+                 "~a" c)))
+      (in-muproc (stop-tree sup))))
+  (let ((c (handler-case (supervisor :one-for-one 1 5
+                           (:sometimes 1 (supervised-muproc x #'kid nil)))
+             (supervisor-spec-error (c) c))))
+    (is (and c (search "SUPERVISOR: bad restart type :SOMETIMES" (princ-to-string c)))
+        "~a" c))
+  (signals supervisor-spec-error
+    (macroexpand-1 '(supervisor :one-for-one 1 5 (cons :permanent more))))
+  (let ((exported '()))
+    (do-external-symbols (symbol '#:muproc.supervisor)
+      (push symbol exported))
+    (is (notany (lambda (symbol) (char= #\% (char (symbol-name symbol) 0))) exported)
+        "muproc.supervisor exports ~s" exported)))
+
+;;; Restart reports
+
+(deftest/tree supervisor.restart-is-reported ()
+  "Each restart is logged in the seed's line format, as OTP's supervisor
+report: which child, why it ended, and its new muproc."
+  (let ((log (make-string-output-stream)))
+    (destructuring-bind (new-b lines)
+        (in-muproc
+          (let ((c (muproc-current-process)))
+            (with-tree (sup (abc-spec :one-for-one c) :errorstream log)
+              (next-events 3)
+              (crash (child-muproc sup 'b))
+              (let ((new-b (child-muproc sup 'b))) ; answered after the restart
+                (list (prin1-to-string new-b) (log-text-lines (log-text-so-far log)))))))
+      (let ((line (find-if (lambda (line) (search "restarted child" line)) lines)))
+        (is (uiop:string-prefix-p
+             (format nil "{A*B*C} SUPERVISOR restarted child B (ended with reason :CRASH) as ~a"
+                     (subseq new-b 0 (search " :" new-b)))
+             line)
+            "Restart line ~s (new muproc ~a)" line new-b)))))
+
 ;;; Names
 
 (deftest/tree supervisor.names-print-like-the-seed ()
@@ -773,15 +921,30 @@ exiting every muproc top-down ends the tree with no restart."
 
 ;;; examples/supervision-tree.lisp's MAIN
 
+(defun without-new-muproc (line)
+  "LINE, a supervisor's restart line, with the new muproc it names (whose
+number and state vary) written #<MUPROC>; any other line as it is."
+  (let ((start (search " as #<MUPROC " line)))
+    (if (and start (search " SUPERVISOR restarted child " line))
+        (concatenate 'string (subseq line 0 start) " as #<MUPROC>.")
+        line)))
+
 (defun transcript-lines (text)
   "The lines of TEXT without timestamps and without the periodic ones
-(\"... HERE\", \"Got WAKEUP\")."
-  (remove-if (lambda (line)
-               (or (uiop:string-suffix-p line " HERE")
-                   (uiop:string-suffix-p line "Got WAKEUP")))
-             (mapcar (lambda (line) (subseq line (1+ (position #\Space line))))
-                     (remove "" (uiop:split-string text :separator '(#\Newline))
-                             :test #'string=))))
+(\"... HERE\", \"Got WAKEUP\"); restart lines as WITHOUT-NEW-MUPROC has them."
+  (mapcar #'without-new-muproc
+          (remove-if (lambda (line)
+                       (or (uiop:string-suffix-p line " HERE")
+                           (uiop:string-suffix-p line "Got WAKEUP")))
+                     (mapcar (lambda (line) (subseq line (1+ (position #\Space line))))
+                             (remove "" (uiop:split-string text :separator '(#\Newline))
+                                     :test #'string=)))))
+
+(defun restart-line (supervisor child reason)
+  "The restart line SUPERVISOR logs for CHILD, which ended with REASON (as
+TRANSCRIPT-LINES has it)."
+  (format nil "~a SUPERVISOR restarted child ~a (ended with reason ~s) as #<MUPROC>."
+          supervisor child reason))
 
 (defun without-teardown-kills (lines)
   "LINES without PROC1's and PROC31's kill lines after the last session
@@ -815,8 +978,16 @@ reaches them, or may not."
                 "PROC31 PROC31 starting" "PROC31 PROC31 terminating")
       ("PROC32" ,@(loop repeat 3 append '("PROC32 PROC32 starting" "PROC32 Got SHUTDOWN"
                                            "PROC32 PROC32 terminating")))
-      ("{PROC31*PROC32}" ,inner ,inner)
+      ;; OTP's supervisor report for each child restarted: II restarts
+      ;; the top supervisor's three, III the inner one's two.
+      ("{PROC31*PROC32}" ,inner
+                         ,(restart-line "{PROC31*PROC32}" "PROC31" :supervisor-kill)
+                         ,(restart-line "{PROC31*PROC32}" "PROC32" :shutting-down-myself)
+                         ,inner)
       ("{PROC1*PROC2*{PROC31*PROC32}}"
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC1" :adieu)
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC2" :supervisor-shutdown)
+       ,(restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "{PROC31*PROC32}" :supervisor-shutdown)
        "{PROC1*PROC2*{PROC31*PROC32}} SUPERVISOR #<SUPERVISOR {PROC1*PROC2*{PROC31*PROC32}} ALL-FOR-ONE:2:5 DOWN:DOWN:DOWN STABLE> terminating.")))
   "What each muproc (and the session, \"-\") of examples/supervision-tree.lisp
 prints, in order, but for the periodic lines.")
@@ -850,8 +1021,8 @@ all ends PROC32, then {PROC31*PROC32}, then the top supervisor, last."
              (before (&rest positions)
                (and (every #'identity positions) (apply #'< positions))))
       (let ((inner (second (assoc "{PROC31*PROC32}" *supervision-tree-lines* :test #'string=)))
-            (top (second (assoc "{PROC1*PROC2*{PROC31*PROC32}}" *supervision-tree-lines*
-                                :test #'string=)))
+            (top (car (last (assoc "{PROC1*PROC2*{PROC31*PROC32}}" *supervision-tree-lines*
+                                   :test #'string=))))
             (session (rest (assoc "-" *supervision-tree-lines* :test #'string=))))
         ;; II: the whole tree, in reverse order, then all started again.
         (is (before (pos (second session)) (pos "PROC1 PROC1 terminating")
@@ -862,6 +1033,9 @@ all ends PROC32, then {PROC31*PROC32}, then the top supervisor, last."
                            "PROC31 PROC31 starting" "PROC32 PROC32 starting"))
           (is (before (pos "PROC2 PROC2 terminating") (pos started 2))
               "~a: not restarted after the others stopped" started))
+        ;; Each restart is reported once its child has started again.
+        (is (before (pos "PROC2 PROC2 terminating")
+                    (pos (restart-line "{PROC1*PROC2*{PROC31*PROC32}}" "PROC1" :adieu))))
         ;; III: PROC31 and PROC32 only.
         (is (before (pos (third session)) (pos "PROC32 Got SHUTDOWN" 2)
                     (pos "PROC32 PROC32 terminating" 2) (pos "PROC31 PROC31 terminating" 2)
