@@ -21,6 +21,7 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "tag")
                (:file "mumsg")
                (:file "log")
+               (:file "trace")
                (:file "mailbox")
                (:file "exit")
                (:file "link")
@@ -29,8 +30,11 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "registry")
                (:file "muprocn")
                (:file "runtime")
+               (:file "observer")
                (:file "generic-server")
-               (:file "supervisor"))
+               (:file "generic-state")
+               (:file "supervisor")
+               (:file "supervisor-tree"))
   :in-order-to ((test-op (test-op "muproc/tests"))))
 
 (defsystem "muproc/tests"

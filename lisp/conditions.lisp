@@ -37,6 +37,15 @@ fit the Lisp side's."))
   (:documentation "An unexpected failure code from libmuproc.
 MUPROC-ERROR-CODE gives the negative MUPROC_E* code."))
 
+(define-condition muproc-not-a-muproc (muproc-error)
+  ((operation :initarg :operation :reader not-a-muproc-operation)
+   (datum :initarg :datum :reader not-a-muproc-datum))
+  (:report (lambda (c s)
+             (format s "~a needs a muproc, got ~s." (not-a-muproc-operation c)
+                     (not-a-muproc-datum c))))
+  (:documentation "Signalled by an observing operator (MUPROC-INFO,
+MUPROC-TRACE, ...) given something that is not a muproc."))
+
 (define-condition muproc-name-taken (muproc-error)
   ((name :initarg :name :reader muproc-name-taken-name))
   (:report (lambda (c s)

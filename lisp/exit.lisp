@@ -265,6 +265,7 @@ Runs without interrupts: nothing may stop an exit half-way."
           (when (eq (gethash name *muproc-names*) muproc)
             (remhash name *muproc-names*))))
       (setf (%muproc-exit-reason muproc) reason)
+      (when-traced (m muproc) (trace-event m "exit ~s" reason))
       (multiple-value-bind (type value handle) (reason-term reason)
         (muproc.ffi:check (muproc.ffi:%proc-exit pid type value) "muproc_proc_exit")
         (when handle (muproc.ffi:%handle-release handle))

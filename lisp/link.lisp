@@ -17,7 +17,9 @@ exited gives that notice at once, with reason :NOPROC.  Returns T."
           (values muproc1 muproc2)
           (values (current-muproc-or-lose "MUPROC-LINK") muproc1))
     (let ((rc (muproc.ffi:%link (%muproc-pid a) (%muproc-pid b))))
-      (cond ((zerop rc) t)
+      (cond ((zerop rc)
+             (trace-pair-event "link" a b)
+             t)
             ((= rc muproc.ffi:+esrch+)
              (signal 'muproc-send-to-terminated-muproc-condition :muproc a)
              nil)
@@ -31,6 +33,7 @@ MUPROC1).  Once this returns no exit travels over that link.  Returns T."
           (values muproc1 muproc2)
           (values (current-muproc-or-lose "MUPROC-UNLINK") muproc1))
     (muproc.ffi:%unlink (%muproc-pid a) (%muproc-pid b))
+    (trace-pair-event "unlink" a b)
     t))
 
 (defun muproc-links (&optional (muproc (muproc-current-process)))
@@ -54,6 +57,7 @@ has already exited gives that message at once, with reason :NOPROC."
     (cffi:with-foreign-object (out :uint64)
       (muproc.ffi:check (muproc.ffi:%monitor (%muproc-pid self) (%muproc-pid muproc) out)
                         "muproc_monitor")
+      (trace-pair-event "monitor" self muproc)
       (%make-tag (cffi:mem-ref out :uint64)))))
 
 (defun muproc-demonitor (tag &key flush)

@@ -78,7 +78,9 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
   (loop
     (let* ((pid (destination-pid destination))
            (rc (if pid (deliver-plist pid plist destination) muproc.ffi:+esrch+)))
-      (cond ((zerop rc) (return t))
+      (cond ((zerop rc)
+             (when-traced (self) (trace-sent self destination plist))
+             (return t))
             ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination pid)))
             ((= rc muproc.ffi:+efull+)
              (restart-case
@@ -213,6 +215,7 @@ it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
                  (cond
                    ((= rc muproc.ffi:+taken+)
                     (setf done t)
+                    (note-taken self b c)
                     (return (values a b c)))
                    ((zerop rc)
                     (let ((index (let ((*in-guard* t))
@@ -222,6 +225,7 @@ it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
                         (multiple-value-bind (rc a b) (take-match pid out view)
                           (cond ((zerop rc)
                                  (setf done t)
+                                 (note-taken self a b)
                                  (return (values index a b)))
                                 ((= rc muproc.ffi:+signalled+)
                                  (setf flags fresh)

@@ -18,7 +18,8 @@ seconds; restart intensity; nested supervisors; run-time child management.")
            #:supervisor-start-child #:supervisor-terminate-child
            #:supervisor-restart-child #:supervisor-delete-child
            #:supervisor-which-children #:supervisor-count-children
-           #:supervisor-spec-p #:*supervisor-shutdown-reason*))
+           #:supervisor-spec-p #:*supervisor-shutdown-reason*
+           #:supervisor-tree))
 
 (in-package #:muproc.supervisor)
 
@@ -86,7 +87,8 @@ child spec, a template for children started by SUPERVISOR-START-CHILD."
 (defstruct (child (:constructor make-child (spec)))
   spec
   (muproc nil)
-  (extra-args '()))
+  (extra-args '())
+  (starts 0))                ; for SUPERVISOR-TREE: restarts are the later starts
 
 (defstruct (state (:constructor make-state (spec label)))
   spec label
@@ -111,6 +113,7 @@ child spec, a template for children started by SUPERVISOR-START-CHILD."
 started only once its own children have: we wait for it to say so (or
 die), so that siblings start in order, as in OTP."
   (let ((start (child-spec-start (child-spec child))))
+    (incf (child-starts child))
     (setf (child-muproc child)
           (if (muproc-spec-p start)
               (muproc-spawn (muproc-spec-name start) (muproc-spec-function start)

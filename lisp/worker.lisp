@@ -25,9 +25,10 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
   "The name of every worker thread (they are pool threads, not muprocs).")
 
 (defun log-unhandled (condition)
-  (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition) condition
+  (muproc-log-errorstream "Unhandled ~a: ~a~%~a~a" (type-of condition) condition
                           (with-output-to-string (s)
-                            (sb-debug:print-backtrace :stream s :count 40))))
+                            (sb-debug:print-backtrace :stream s :count 40))
+                          (crash-dossier *current-muproc*)))
 
 (defun run-user-function (muproc)
   (handler-bind ((serious-condition
@@ -134,7 +135,8 @@ LINKED-TO: the muproc it was linked to at spawn, or NIL."
              (error 'muproc-runtime-error :code rc :operation "muproc_worker_offer")))))
 
 (defun muproc-spawn (name function arglist &key errorstream initial-bindings
-                                                inport-capacity link trap-exits)
+                                                inport-capacity link trap-exits
+                                                (dossier-size 5))
   "Start a new muproc named NAME that applies FUNCTION to ARGLIST, and
 return it at once.  When FUNCTION returns the muproc exits with :NORMAL;
 an unhandled error makes it exit with (:ERROR-IN-PROCESS . condition) after
@@ -147,11 +149,14 @@ an alist of (special-variable . value) bound in the new muproc.
 INPORT-CAPACITY: bound its inport to that many messages (senders then get
 MUPROC-INPORT-FULL); NIL: unbounded.  LINK: link the new muproc to the
 caller before it runs.  TRAP-EXITS: the new muproc traps exits.
+DOSSIER-SIZE: how many of the messages it took last its crash log shows
+(see MUPROC-INFO); 0: none.
 Signals MUPROC-THREAD-LIMIT when no worker is free and the thread cap is
 reached; nothing is started then."
   (check-type name symbol)
   (check-type arglist list)
   (check-type inport-capacity (or null (integer 1 #xffffffff)))
+  (check-type dossier-size (integer 0 1000))
   (when (and link (not *current-muproc*))
     (error 'muproc-not-in-muproc :operation "MUPROC-SPAWN :LINK"))
   (let ((function (if (functionp function) function (fdefinition function))))
@@ -170,7 +175,8 @@ reached; nothing is started then."
                             :arglist arglist
                             :errorstream (or errorstream *muproc-errorstream*
                                              *trace-output*)
-                            :initial-bindings initial-bindings))))
+                            :initial-bindings initial-bindings
+                            :recent dossier-size))))
       (note-spawned muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
@@ -187,5 +193,6 @@ reached; nothing is started then."
             (abandon-spawn muproc)
             (error 'muproc-runtime-error :code rc :operation "muproc_link"))))
       (start-worker muproc (and link *current-muproc*))
+      (when-traced (self) (trace-event self "spawn ~a" (muproc-label muproc)))
       muproc)))
 
