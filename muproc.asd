@@ -59,6 +59,7 @@ registered ports, links and supervision, on libmuproc (C)."
                (:file "test-example-links")
                (:file "test-generic-server")
                (:file "test-supervisor")
+               (:file "test-observer")
                (:file "tap"))
   :perform (test-op (o c)
              (unless (uiop:symbol-call :fiveam :run! :muproc)

@@ -241,15 +241,20 @@ sorted by name.  Callable from any thread."
                            collect (list name m)))
         #'string< :key #'first))
 
-(defun table-row (stream muproc)
+(defun name-width (muprocs)
+  "The width of the name column: the longest name, within reason."
+  (max 6 (min 40 (reduce #'max muprocs :initial-value 0
+                                       :key (lambda (m) (length (muproc-label m)))))))
+
+(defun table-row (stream muproc width)
   (multiple-value-bind (arrived taken sent) (message-totals muproc)
     (let ((name (%muproc-name muproc)))
-      (format stream "~&~7a ~20a ~8a ~6@a ~7@a ~7@a ~5d ~4d/~d ~4a ~{~s~^ ~}~%"
-              (pid-string (%muproc-pid muproc))
-              (let ((label (cond ((null name) "-")
-                                 ((symbol-package name) (prin1-to-string name))
-                                 (t (symbol-name name)))))
-                (if (> (length label) 20) (concatenate 'string (subseq label 0 19) "~") label))
+      (format stream "~&~7a ~va ~8a ~6@a ~7@a ~7@a ~5d ~4d/~d ~4a ~{~s~^ ~}~%"
+              (pid-string (%muproc-pid muproc)) width
+              (subseq-label (cond ((null name) "-")
+                                  ((symbol-package name) (prin1-to-string name))
+                                  (t (symbol-name name)))
+                            width)
               (string-downcase (muproc-state muproc))
               (if arrived (max 0 (- arrived taken)) "-")
               (or arrived "-") (or sent "-")
@@ -264,11 +269,12 @@ state, queue (messages waiting), in (put in its inport since it
 started), out (sent by it), links, monitors (made / on it), whether it
 traps exits, port names; then the runtime's totals.  Returns the number of
 muprocs listed.  Callable from any thread."
-  (let ((all (sort (muproc-all-processes) #'< :key #'%muproc-pid)))
-    (format stream "~&~7a ~20a ~8a ~6@a ~7@a ~7@a ~5@a ~6a ~4a ~a~%"
-            "PID" "NAME" "STATE" "QUEUE" "IN" "OUT" "LINKS" "MONS" "TRAP" "PORTS")
+  (let* ((all (sort (muproc-all-processes) #'< :key #'%muproc-pid))
+         (width (name-width all)))
+    (format stream "~&~7a ~va ~8a ~6@a ~7@a ~7@a ~5@a ~6a ~4a ~a~%"
+            "PID" width "NAME" "STATE" "QUEUE" "IN" "OUT" "LINKS" "MONS" "TRAP" "PORTS")
     (dolist (m all)
-      (table-row stream m))
+      (table-row stream m width))
     (print-totals stream)
     (length all)))
 
@@ -308,17 +314,19 @@ rates from their entry in sample BEFORE (none for a muproc new since)."
     (:messages (lambda (row) (+ (third row) (fourth row))))
     (:cpu #'fifth)))
 
-(defun print-top-frame (stream rows sort count)
+(defun print-top-frame (stream rows sort count stoppable)
   (let ((now (multiple-value-list (get-decoded-time))))
-    (format stream "~&muproc-top ~2,'0d:~2,'0d:~2,'0d, busiest by ~(~a~)~%"
-            (third now) (second now) (first now) sort))
+    (format stream "~&muproc-top ~2,'0d:~2,'0d:~2,'0d, busiest by ~(~a~)~:[~;; Return stops~]~%"
+            (third now) (second now) (first now) sort stoppable))
   (print-totals stream)
-  (format stream "~&~7a ~20a ~8a ~6@a ~8@a ~8@a ~6@a~%"
-          "PID" "NAME" "STATE" "QUEUE" "IN/S" "OUT/S" "CPU%")
-  (loop for (m queue in out cpu) in (subseq rows 0 (min count (length rows)))
-        do (format stream "~&~7a ~20a ~8a ~6d ~8,1f ~8,1f ~6,1f~%"
-                   (pid-string (%muproc-pid m)) (subseq-label (muproc-label m) 20)
-                   (string-downcase (muproc-state m)) queue in out cpu)))
+  (let* ((shown (subseq rows 0 (min count (length rows))))
+         (width (name-width (mapcar #'first shown))))
+  (format stream "~&~7a ~va ~8a ~6@a ~8@a ~8@a ~6@a~%"
+          "PID" width "NAME" "STATE" "QUEUE" "IN/S" "OUT/S" "CPU%")
+  (loop for (m queue in out cpu) in shown
+        do (format stream "~&~7a ~va ~8a ~6d ~8,1f ~8,1f ~6,1f~%"
+                   (pid-string (%muproc-pid m)) width (subseq-label (muproc-label m) width)
+                   (string-downcase (muproc-state m)) queue in out cpu))))
 
 (defun subseq-label (label width)
   (if (> (length label) width) (concatenate 'string (subseq label 0 (1- width)) "~") label))
@@ -366,9 +374,7 @@ number of frames drawn."
                             #'> :key (top-sort-key sort))))
             (when clear
               (format stream "~c[H~c[2J" #\Esc #\Esc))
-            (print-top-frame stream rows sort count)
-            (unless (or (null input) clear)
-              (format stream "~&(Return stops)~%"))
+            (print-top-frame stream rows sort count (and input t))
             (force-output stream))
           (setf before after then now)
           (incf frames)

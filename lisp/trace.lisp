@@ -37,8 +37,7 @@ line: a message may hold anything."
                     (let ((*print-readably* nil)
                           (*print-circle* t)
                           (*print-length* 10)
-                          (*print-level* 4)
-                          (*package* (find-package :keyword)))
+                          (*print-level* 4))
                       (format nil "~a ~a ~?" (log-timestamp) (muproc-label muproc)
                               control arguments)))))
         ;; A trace line may come from inside a receive that took its
