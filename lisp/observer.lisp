@@ -248,13 +248,10 @@ sorted by name.  Callable from any thread."
 
 (defun table-row (stream muproc width)
   (multiple-value-bind (arrived taken sent) (message-totals muproc)
-    (let ((name (%muproc-name muproc)))
+    (progn
       (format stream "~&~7a ~va ~8a ~6@a ~7@a ~7@a ~5d ~4d/~d ~4a ~{~s~^ ~}~%"
               (pid-string (%muproc-pid muproc)) width
-              (subseq-label (cond ((null name) "-")
-                                  ((symbol-package name) (prin1-to-string name))
-                                  (t (symbol-name name)))
-                            width)
+              (subseq-label (muproc-label muproc) width)
               (string-downcase (muproc-state muproc))
               (if arrived (max 0 (- arrived taken)) "-")
               (or arrived "-") (or sent "-")

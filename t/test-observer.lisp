@@ -434,3 +434,24 @@ longest queue first."
            (is (listp (muproc-registered))))
       (setf stop t)
       (muproc-wait-for-exit churner :timeout 10))))
+
+;;; The example
+
+(deftest example-observe ()
+  "examples/observe.lisp shows each operator on the seed's tree and ends
+with the tree stopped."
+  (let* ((main (progn (load (asdf:system-relative-pathname "muproc" "examples/load-muproc.lisp"))
+                      (uiop:symbol-call '#:muproc-examples '#:load-example "observe")))
+         (reason nil)
+         (out (with-output-to-string (*standard-output*)
+                (setf reason (funcall main)))))
+    (is (eq :adieu reason))
+    (dolist (expected (list "> (MUPROC-I)" "> (SUPERVISOR-TREE :TREE)"
+                            (format nil "~%    `-- PROC32 <")
+                            "((NIL (:HELLO \"PROC1 takes no messages\")))"
+                            "PROC32 -> PROC32 (:WAKEUP NIL)"
+                            "PROC1 <" "worker, permanent, shutdown kill, running, 1 restart"
+                            (format nil "Last 2 messages taken, oldest first:~%  from -: (:N 2)~%  from -: (:BOOM T)")
+                            "#<SUPERVISOR {PROC1*PROC2*{PROC31*PROC32}} ALL-FOR-ONE:2:5 UP:UP:UP STABLE>"
+                            ":DEAD :ADIEU>"))
+      (is (search expected out) "~s missing from the example's output" expected))))
