@@ -63,17 +63,19 @@ answer within TIMEOUT seconds."
 (defun supervisor-node (supervisor timeout &optional child id)
   "The node of SUPERVISOR, whose entry in its parent is CHILD (a child
 plist) if it has a parent, and its subtree."
-  (let ((snapshot (and supervisor (supervisor-snapshot supervisor timeout))))
+  ;; Its state before it answers: answering, it runs.
+  (let* ((state (muproc-state-text supervisor))
+         (snapshot (and supervisor (supervisor-snapshot supervisor timeout))))
     (list :id id
           :muproc supervisor
           :label (if child
                      (getf child :name)
                      (or (getf snapshot :label) (string (muproc-name supervisor))))
           :details (cond ((null child)
-                          (format nil "supervisor, ~a; ~a" (muproc-state-text supervisor)
+                          (format nil "supervisor, ~a; ~a" state
                                   (supervision-text snapshot timeout)))
                          (supervisor
-                          (format nil "~a; ~a" (child-text child)
+                          (format nil "~a; ~a" (child-text child state)
                                   (supervision-text snapshot timeout)))
                          (t (child-text child)))
           :children (loop for c in (getf snapshot :children)
@@ -81,10 +83,12 @@ plist) if it has a parent, and its subtree."
                           collect (child-node c timeout
                                               (format nil "~a.~d" (or id "top") i))))))
 
-(defun child-text (child)
+(defun child-text (child &optional state)
+  "CHILD's line; STATE, if given, the state its muproc had earlier."
   (destructuring-bind (&key kind muproc restart shutdown restarts &allow-other-keys) child
     (format nil "~(~a, ~a~), shutdown ~a, ~a, ~d restart~:p"
-            kind restart (shutdown-text shutdown) (muproc-state-text muproc) restarts)))
+            kind restart (shutdown-text shutdown) (or state (muproc-state-text muproc))
+            restarts)))
 
 (defun child-node (child timeout id)
   (let ((muproc (getf child :muproc)))

@@ -286,33 +286,24 @@ TERMINATE gets the state in force."
   (find-symbol (string name) '#:muproc-example.supervision-tree))
 
 (defparameter *seed-tree*
-  "{PROC1*PROC2*{PROC31*PROC32}} <N> supervisor, waiting; all-for-one, intensity 2 in 5 s, 0 recent restarts
+  "{PROC1*PROC2*{PROC31*PROC32}} <N> supervisor, STATE; all-for-one, intensity 2 in 5 s, 0 recent restarts
 |-- PROC1 <N> worker, permanent, shutdown kill, STATE, 0 restarts
 |-- PROC2 <N> worker, permanent, shutdown 10 s, STATE, 0 restarts
-`-- {PROC31*PROC32} <N> supervisor, permanent, shutdown 5 s, waiting, 0 restarts; all-for-one, intensity 2 in 5 s, 0 recent restarts
+`-- {PROC31*PROC32} <N> supervisor, permanent, shutdown 5 s, STATE, 0 restarts; all-for-one, intensity 2 in 5 s, 0 recent restarts
     |-- PROC31 <N> worker, permanent, shutdown kill, STATE, 0 restarts
     `-- PROC32 <N> worker, permanent, shutdown 5 s, STATE, 0 restarts
 "
-  "SUPERVISOR-TREE of the seed's tree, pids as <N> and workers' states
-(running or waiting, as their timers have it) as STATE.")
+  "SUPERVISOR-TREE of the seed's tree, pids as <N> and states (running
+or waiting, as timers and requests have them) as STATE.")
 
 (defun normalize-tree (text)
-  "TEXT, a tree drawing, with pids as <N> and workers' states as STATE."
+  "TEXT, a tree drawing, with pids as <N> and states as STATE."
   (let ((text (normalize-pids text)))
-    (with-output-to-string (out)
-      (with-input-from-string (in text)
-        (loop for line = (read-line in nil)
-              while line
-              do (write-line (if (search " worker, " line)
-                                 (replace-state-word line)
-                                 line)
-                             out))))))
-
-(defun replace-state-word (line)
-  "LINE with the state of a worker (the word before \", N restart\") as STATE."
-  (let* ((end (search ", " line :from-end t))
-         (start (+ 2 (search ", " line :from-end t :end2 end))))
-    (concatenate 'string (subseq line 0 start) "STATE" (subseq line end))))
+    (dolist (state '(", running" ", waiting") text)
+      (loop for at = (search state text)
+            while at
+            do (setf text (concatenate 'string (subseq text 0 at) ", STATE"
+                                       (subseq text (+ at (length state)))))))))
 
 (defun parse-dot (text)
   "Check TEXT is a digraph of node and edge statements; return (values
@@ -450,7 +441,7 @@ with the tree stopped."
                             (format nil "~%    `-- PROC32 <")
                             "((NIL (:HELLO \"PROC1 takes no messages\")))"
                             "PROC32 -> PROC32 (:WAKEUP NIL)"
-                            "PROC1 <" "worker, permanent, shutdown kill, running, 1 restart"
+                            "all-for-one, intensity 2 in 5 s, 1 recent restart"
                             (format nil "Last 2 messages taken, oldest first:~%  from -: (:N 2)~%  from -: (:BOOM T)")
                             "#<SUPERVISOR {PROC1*PROC2*{PROC31*PROC32}} ALL-FOR-ONE:2:5 UP:UP:UP STABLE>"
                             ":DEAD :ADIEU>"))
