@@ -254,8 +254,10 @@ int muproc_proc_release(muproc_pid_t pid) {
   if (p->reason_type == MUPROC_T_HANDLE)
     handle_release(p->reason_value);
   p->reason_type = MUPROC_T_NIL;
-  if (muproc_tls_self == pid)
+  if (muproc_tls_self == pid) {
     muproc_tls_self = 0;
+    muproc_tls_sent_out = NULL;
+  }
   proc_slot_recycle(p);
   atomic_fetch_sub(&muproc_rt.procs, 1);
   return 0;

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 /* ---- messages ---------------------------------------------------- */
 
@@ -168,6 +169,9 @@ struct mailbox {
   uint64_t scan_skipped; /* by filtered scans since the index was built
                           * or dropped (see find in mailbox.c) */
   int32_t spin_ns, sleeps_without_spin; /* see spin_for_mail */
+  /* Ordinary messages this process sent (written by its own thread
+   * only, through muproc_tls_sent_out; read by observers). */
+  _Atomic uint64_t sent_out;
 };
 
 void mailbox_init(struct mailbox *mb, uint32_t capacity);
@@ -245,6 +249,10 @@ struct proc {
   struct ref_set watching; /* whom I monitor: (ref, target) */
   struct id_set aliases;   /* active reply aliases (alias.c) */
   struct mailbox mbox;
+  /* The CPU clock of the thread running the process, set when it
+   * starts: observers read it (observe.c) with no cost to the process. */
+  clockid_t cpu_clock;
+  bool has_cpu_clock;
 };
 
 /* The live-or-exited process for PID, or NULL. */
@@ -263,6 +271,9 @@ void proc_lock_pair(struct proc *a, struct proc *b);
 void proc_unlock_pair(struct proc *a, struct proc *b);
 bool proc_alive(const struct proc *p);
 bool proc_alive_pid(muproc_pid_t pid);
+
+/* P starts on the calling thread: note what observers read (observe.c). */
+void observe_proc_started(struct proc *p);
 
 /* Give P's slot back to the table (exit.c, once P is released). */
 void proc_slot_recycle(struct proc *p);
@@ -319,6 +330,9 @@ extern muproc_atom_t atom_from, atom_reason, atom_link, atom_terminated,
     atom_monitor, atom_noproc, atom_true, atom_normal;
 
 extern _Thread_local muproc_pid_t muproc_tls_self
+    __attribute__((tls_model("initial-exec")));
+/* The SENT_OUT counter of muproc_tls_self's mailbox, or NULL. */
+extern _Thread_local _Atomic uint64_t *muproc_tls_sent_out
     __attribute__((tls_model("initial-exec")));
 
 /* ---- atoms and the name slots they carry --------------------------- */

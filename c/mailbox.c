@@ -43,6 +43,7 @@ void mailbox_init(struct mailbox *mb, uint32_t capacity) {
   atomic_store(&mb->sent, 0);
   atomic_store(&mb->taken, 0);
   atomic_store(&mb->nsignals, 0);
+  atomic_store(&mb->sent_out, 0);
   mb->capacity = capacity;
   atomic_store(&mb->waiting, 0);
   atomic_store(&mb->wake, 0);
@@ -178,6 +179,11 @@ int mailbox_deliver(muproc_pid_t to, muproc_msg_t *msg, int kind,
   msg->sender = muproc_tls_self;
   msg->kind = (uint32_t)kind;
   msg->sent_ns = muproc_now_ns();
+  if (!signal && muproc_tls_sent_out) /* only its own thread writes it */
+    atomic_store_explicit(muproc_tls_sent_out,
+                          atomic_load_explicit(muproc_tls_sent_out,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
   msg->prev = NULL;
   /* Counted before the push: a receiver that drains a signal sees it
    * counted (drain_inbox relies on it). */
@@ -586,4 +592,21 @@ int64_t muproc_mbox_signal_count(muproc_pid_t pid) {
 int64_t muproc_mbox_capacity(muproc_pid_t pid) {
   struct proc *p = proc_lookup(pid);
   return p ? (int64_t)p->mbox.capacity : MUPROC_ESRCH;
+}
+
+int muproc_mbox_peek(muproc_pid_t self, uint64_t index,
+                     muproc_msg_view_t *view) {
+  int rc;
+  struct proc *p = receiver(self, view != NULL, &rc);
+  if (!p)
+    return rc;
+  /* What senders pushed counts as queued (muproc_mbox_count): show it. */
+  drain_inbox(p);
+  muproc_msg_t *m = p->mbox.queue.head;
+  for (uint64_t i = 0; m && i < index; i++)
+    m = m->next;
+  if (!m)
+    return MUPROC_ENOENT;
+  muproc_msg_view(m, view);
+  return 0;
 }

@@ -544,6 +544,25 @@ MUPROC_API int64_t muproc_mbox_signal_count(muproc_pid_t pid);
 /* Capacity of PID's mailbox (0: unbounded), or MUPROC_ESRCH. */
 MUPROC_API int64_t muproc_mbox_capacity(muproc_pid_t pid);
 
+/* Observing (any thread).  Totals since PID was created: ARRIVED
+ * ordinary messages put in its mailbox, TAKEN of them removed by its
+ * receiver (so ARRIVED - TAKEN is muproc_mbox_count), SENT ordinary
+ * messages it sent itself.  Any pointer may be NULL.  0 or MUPROC_ESRCH
+ * (released). */
+MUPROC_API int muproc_mbox_totals(muproc_pid_t pid, int64_t *arrived,
+                                  int64_t *taken, int64_t *sent);
+/* Receiver only.  Fill *VIEW with the INDEX-th (0: the oldest) ordinary
+ * message queued for SELF, without taking it and without moving the
+ * receive mark; what senders pushed is moved into the queue first.  The
+ * view is valid until the receiver next receives.  0, MUPROC_ENOENT
+ * (fewer messages), MUPROC_EPERM, MUPROC_EINVAL, MUPROC_ESRCH. */
+MUPROC_API int muproc_mbox_peek(muproc_pid_t self, uint64_t index,
+                                muproc_msg_view_t *view);
+/* CPU time in ns of the thread running PID (a worker thread: what it
+ * used for earlier processes included), MUPROC_ESTATE if PID is not
+ * running or waiting, or MUPROC_ESRCH.  Costs the caller a syscall. */
+MUPROC_API int64_t muproc_proc_cpu_ns(muproc_pid_t pid);
+
 /* ------------------------------------------------------------------ */
 /* Links, monitors and exit notices                                    */
 /* ------------------------------------------------------------------ */
@@ -595,6 +614,11 @@ MUPROC_API int muproc_monitor(muproc_pid_t watcher, muproc_pid_t target,
  * fired (no notice will come), MUPROC_ENOENT if it already fired (its
  * notice is queued or consumed) or is unknown. */
 MUPROC_API int muproc_demonitor(muproc_pid_t watcher, uint64_t ref);
+/* Store in BUF (up to CAP) the processes PID monitors (WATCHERS 0) or
+ * that monitor PID (WATCHERS 1), one per monitor; returns how many there
+ * are, or MUPROC_ESRCH.  Any thread. */
+MUPROC_API int64_t muproc_monitors(muproc_pid_t pid, int watchers,
+                                   muproc_pid_t *buf, size_t cap);
 
 /* Send TO the exit signal  from: <self>  reason: <term>  from
  * muproc_self() with a reason term (TYPE and VALUE as for

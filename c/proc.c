@@ -16,6 +16,8 @@
 /* initial-exec: the library is loaded at startup or by dlopen into an
  * image with static TLS to spare, and every send reads this. */
 _Thread_local muproc_pid_t muproc_tls_self __attribute__((tls_model("initial-exec")));
+_Thread_local _Atomic uint64_t *muproc_tls_sent_out
+    __attribute__((tls_model("initial-exec")));
 
 #define REUSE_AFTER 1024
 
@@ -232,6 +234,7 @@ int muproc_proc_start(muproc_pid_t pid) {
           &p->stamp, &expected, STAMP(MUPROC_PID_SERIAL(pid), MUPROC_S_RUNNING)))
     return MUPROC_ESTATE;
   muproc_tls_self = pid;
+  observe_proc_started(p);
   return 0;
 }
 

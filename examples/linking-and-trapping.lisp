@@ -8,7 +8,7 @@
 ;;;; children with it: "Linked muproc terminate together".  Prints, for
 ;;;; (start-parent 3 2):
 ;;;;   #<MUPROC 3 G601 :RUNNING> exiting.
-;;;;   PARENT -- #<MUPROC 3 G601 :DEAD> terminated with reason (FINISHED-AFTER . 0).
+;;;;   PARENT -- #<MUPROC 3 G601 :DEAD (:FINISHED-AFTER . 0)> terminated with reason (FINISHED-AFTER . 0).
 ;;;;   ... the same for the other two children ...
 ;;;;   PARENT -- terminating.
 ;;;; and for (start-parent2 3 10) the first child's two lines, "PARENT --

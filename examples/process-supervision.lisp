@@ -8,7 +8,7 @@
 ;;;; exit(died).  (This is the hand-made supervisor of the seed's example;
 ;;;; SUPERVISOR-START is the name of the supervisor DSL, so the start
 ;;;; function here is START-SUPERVISION.)  Prints, for (start-supervision 5):
-;;;;   SUPERVISOR-PARENT -- #<MUPROC 3 CHILD-ONE :DEAD> terminated.
+;;;;   SUPERVISOR-PARENT -- #<MUPROC 3 CHILD-ONE :DEAD :DONE> terminated.
 ;;;;   ... five of these in all ...
 ;;;;   SUPERVISOR-PARENT -- Too many restarts.
 ;;;;   ;; exit reason: :TOO-MANY-RESTARTS

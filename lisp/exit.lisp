@@ -283,6 +283,7 @@ Runs without interrupts: nothing may stop an exit half-way."
     (let ((pid (%muproc-pid muproc))
           (name (%muproc-name muproc)))
       (setf (%muproc-exit-reason muproc) reason)
+      (when-traced (m muproc) (trace-event m "exit ~s" reason))
       (multiple-value-bind (type value handle) (reason-term reason)
         ;; Frees the port names and tells links and monitors.  The name is
         ;; free from the same moment (NAMED-MUPROC skips a muproc libmuproc

@@ -210,12 +210,17 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %mbox-count "muproc_mbox_count" :int64 (pid :uint64))
 (defcall %mbox-signal-count "muproc_mbox_signal_count" :int64 (pid :uint64))
 (defcall %mbox-capacity "muproc_mbox_capacity" :int64 (pid :uint64))
+(defcall %mbox-totals "muproc_mbox_totals" :int
+  (pid :uint64) (arrived :pointer) (taken :pointer) (sent :pointer))
+(defcall %mbox-peek "muproc_mbox_peek" :int (self :uint64) (index :uint64) (view :pointer))
+(defcall %proc-cpu-ns "muproc_proc_cpu_ns" :int64 (pid :uint64))
 
 (defcall %link "muproc_link" :int (a :uint64) (b :uint64))
 (defcall %unlink "muproc_unlink" :int (a :uint64) (b :uint64))
 (defcall %links "muproc_links" :int64 (pid :uint64) (buf :pointer) (cap :size))
 (defcall %monitor "muproc_monitor" :int (watcher :uint64) (target :uint64) (out :pointer))
 (defcall %demonitor "muproc_demonitor" :int (watcher :uint64) (ref :uint64))
+(defcall %monitors "muproc_monitors" :int64 (pid :uint64) (watchers :int) (buf :pointer) (cap :size))
 (defcall %send-exit "muproc_send_exit" :int (to :uint64) (type :int) (value :uint64))
 (defcall %set-trap-exits "muproc_proc_set_trap_exits" :int (pid :uint64) (on :int))
 (defcall %trap-exits "muproc_proc_trap_exits" :int (pid :uint64))

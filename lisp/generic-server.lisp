@@ -22,6 +22,7 @@ defined with MUPROC-DEFINE-CALL-HANDLER and MUPROC-DEFINE-CAST-HANDLER.")
            #:muproc-define-cast-handler #:muproc-default-server-name
            #:muproc-exit-after-handler #:muproc-generic-defer-reply
            #:muproc-generic-reply
+           #:muproc-generic-get-state #:muproc-generic-replace-state
            #:*muproc-generic-call-timeout* #:*muproc-generic-server-package*
            #:*muproc-generic-server-port-name*
            #:generic-server-error #:generic-call-timeout #:generic-server-down
@@ -393,9 +394,12 @@ handler deferred; an error goes to the caller (or the log for a cast)."
         (when *current-reply*
           (send-reply *current-reply* :error (list c)))))))
 
-(defun serve (package state)
+(defun serve (package cell)
+  "Serve until the server exits; CELL's car holds the state (see
+MUPROC-GENERIC-REPLACE-STATE)."
   (loop
-    (let ((*exit-after-handler* nil))
+    (let ((state (car cell))
+          (*exit-after-handler* nil))
       (mumsg-receive (from)
         ((gs-call) (request-p gs-call)
          (let ((handler (request-handler gs-call))
@@ -413,6 +417,8 @@ handler deferred; an error goes to the caller (or the log for a cast)."
                         (lambda () (apply (symbol-function handler) state from
                                           (request-args gs-cast)))
                         nil)))
+        ((gs-system) (muproc.internal:system-request-p gs-system)
+         (setf (car cell) (muproc.internal:run-system-request gs-system state)))
         ((terminated reason monitor) t
          (handle-unexpected package state *muproc-packet*))
         ((terminated reason) t
@@ -448,11 +454,12 @@ handler deferred; an error goes to the caller (or the log for a cast)."
     ;; As OTP: the name first, so a taken name runs no INITIALIZE.
     (when port-name
       (muproc-register-port-name port-name))
-    (let ((state (apply initialize initargs)))
-      (unwind-protect (serve package state)
+    (muproc.internal:note-generic-server package)
+    (let ((cell (list (apply initialize initargs))))
+      (unwind-protect (serve package cell)
         (let ((terminate (server-function package "TERMINATE")))
           (when terminate
-            (funcall terminate state)))))))
+            (funcall terminate (car cell))))))))
 
 (defmacro muproc-generic-start (&key initargs (package nil package-p) port-name)
   "Run the current muproc as a generic server of the server type PACKAGE

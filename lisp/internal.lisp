@@ -43,8 +43,18 @@ never come."
 (defpackage #:muproc.internal
   (:use)
   (:import-from #:muproc #:open-reply-alias #:close-reply-alias #:send-through-alias
-                #:unwinding-from-kill-p)
+                #:unwinding-from-kill-p
+                ;; The observer's, for the supervisor tree and server state
+                ;; (observer.lisp).
+                #:find-muproc-or-lose #:muproc-pid-label #:muproc-label #:generic-servers
+                #:make-reply-box #:reply-box-wait #:make-system-request
+                #:system-request-p
+                #:run-system-request #:note-generic-server #:muproc-id)
   (:export #:open-reply-alias #:close-reply-alias #:send-through-alias
-           #:unwinding-from-kill-p)
+           #:unwinding-from-kill-p
+           #:find-muproc-or-lose #:muproc-pid-label #:muproc-label #:generic-servers
+           #:make-reply-box #:reply-box-wait #:make-system-request
+           #:system-request-p
+           #:run-system-request #:note-generic-server #:muproc-id)
   (:documentation "Operators of the muproc core that MUPROC.GENERIC-SERVER
 and MUPROC.SUPERVISOR use and that are not public API."))

@@ -20,7 +20,9 @@ given as for MUPROC-KILL.  Returns T."
           (values (current-muproc-or-lose "MUPROC-LINK")
                   (find-muproc-or-lose muproc1 "MUPROC-LINK")))
     (let ((rc (muproc.ffi:%link (%muproc-pid a) (%muproc-pid b))))
-      (cond ((zerop rc) t)
+      (cond ((zerop rc)
+             (trace-pair-event "link" a b)
+             t)
             ((= rc muproc.ffi:+esrch+)
              (signal 'muproc-send-to-terminated-muproc-condition :muproc a)
              nil)
@@ -37,6 +39,7 @@ be given as for MUPROC-KILL.  Returns T."
           (values (current-muproc-or-lose "MUPROC-UNLINK")
                   (find-muproc-or-lose muproc1 "MUPROC-UNLINK")))
     (muproc.ffi:%unlink (%muproc-pid a) (%muproc-pid b))
+    (trace-pair-event "unlink" a b)
     t))
 
 (defun muproc-links (&optional (muproc (muproc-current-process)))
@@ -62,6 +65,7 @@ MUPROC may be given as for MUPROC-KILL."
     (cffi:with-foreign-object (out :uint64)
       (muproc.ffi:check (muproc.ffi:%monitor (%muproc-pid self) (%muproc-pid muproc) out)
                         "muproc_monitor")
+      (trace-pair-event "monitor" self muproc)
       (%make-tag (cffi:mem-ref out :uint64)))))
 
 (defun muproc-demonitor (tag &key flush)

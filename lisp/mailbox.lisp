@@ -77,7 +77,9 @@ muproc receives them as terms (MUMSG-UNSENDABLE-VALUE if impossible)."
   (loop
     (let* ((pid (destination-pid destination))
            (rc (if pid (deliver-plist pid plist destination) muproc.ffi:+esrch+)))
-      (cond ((zerop rc) (return t))
+      (cond ((zerop rc)
+             (when-traced (self) (trace-sent self destination plist))
+             (return t))
             ((= rc muproc.ffi:+esrch+) (return (send-to-terminated destination pid)))
             ((= rc muproc.ffi:+efull+)
              (restart-case
@@ -235,6 +237,7 @@ it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
                  (cond
                    ((= rc muproc.ffi:+taken+)
                     (setf done t)
+                    (note-taken self b c)
                     (return (values a b c d)))
                    ((zerop rc)
                     (let ((index (let ((*in-guard* t))
@@ -244,6 +247,7 @@ it, or NIL.  Clauses without a guard are matched in libmuproc.  Returns
                         (multiple-value-bind (rc a b c) (take-match pid out view)
                           (cond ((zerop rc)
                                  (setf done t)
+                                 (note-taken self a b)
                                  (return (values index a b c)))
                                 ((= rc muproc.ffi:+signalled+)
                                  (setf flags fresh)

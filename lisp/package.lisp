@@ -40,6 +40,7 @@ library.  Internal: thin and boring by design; policy lives in MUPROC.")
            #:%send #:%signal-send #:%recv #:%recv-signal #:%recv-take
            #:%recv-next #:%recv-take-mark #:%poke-request #:%msg-release
            #:%mbox-count #:%mbox-signal-count #:%mbox-capacity
+           #:%mbox-totals #:%mbox-peek #:%proc-cpu-ns #:%monitors
            #:%link #:%unlink #:%links #:%monitor #:%demonitor #:%send-exit
            #:%set-trap-exits #:%trap-exits #:%poke-wait #:%poke-stop
            #:%alias-add #:%alias-add-reply #:%alias-remove #:%send-alias
@@ -86,6 +87,9 @@ are those of cl-muproc.")
    #:muproc-log-errorstream #:muproc-with-errorstream-lock
    ;; runtime
    #:muproc-thread-cap #:muproc-trim-workers #:muproc-runtime-stats
+   ;; observing
+   #:muproc-i #:muproc-info #:muproc-registered #:muproc-top #:muproc-tree
+   #:muproc-trace #:muproc-untrace #:muproc-not-a-muproc
    ;; conditions
    #:muproc-error #:muproc-library-not-found #:muproc-version-mismatch
    #:muproc-runtime-error #:muproc-error-code #:muproc-name-taken

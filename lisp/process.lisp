@@ -35,7 +35,12 @@
   (signals-after-clause nil)
   ;; Catch tags of MUPROC-WITH-TIMEOUTs that fired while a receive clause
   ;; ran inside them (see *TIMEOUT-SHIELD*).
-  (postponed-timeouts '() :type list))
+  (postponed-timeouts '() :type list)
+  ;; Observing (lisp/trace.lisp): a TRACER while MUPROC-TRACE is on, and
+  ;; the crash dossier's ring of recently taken messages (or its size
+  ;; until the first take).
+  (tracer nil)
+  (recent 0))
 
 (setf (documentation 'muproc-p 'function)
       "True if OBJECT is a muproc (alive or not).")
@@ -182,7 +187,9 @@ condition) after an unhandled error."
                 (cond ((null name) "-")
                       ((symbol-package name) (prin1-to-string name))
                       (t (symbol-name name))))
-              state pending))))
+              state pending)
+      (when (eq state :dead)
+        (print-exit-reason m stream)))))
 
 (defun muproc-all-processes ()
   "A list of every live muproc (Lisp and C), oldest slot first."

@@ -25,7 +25,8 @@ seconds; restart intensity; nested supervisors; run-time child management.")
            #:supervisor-which-children #:supervisor-count-children
            #:supervisor-spec-p #:*supervisor-shutdown-reason*
            #:supervisor-spec-error #:supervisor-spec-error-problem
-           #:not-a-supervisor #:not-a-supervisor-object))
+           #:not-a-supervisor #:not-a-supervisor-object
+           #:supervisor-tree))
 
 (in-package #:muproc.supervisor)
 
@@ -172,7 +173,8 @@ Signals SUPERVISOR-SPEC-ERROR for a bad specification."
 (defstruct (child (:constructor make-child (spec)))
   spec
   (muproc nil)
-  (extra-args '()))
+  (extra-args '())
+  (starts 0))                ; for SUPERVISOR-TREE: restarts are the later starts
 
 (defstruct (state (:constructor make-state (spec label)))
   spec label
@@ -199,6 +201,7 @@ supervisor right after the spawn then finds it to kill.  A supervisor
 child has started only once its own children have: we wait for it to say
 so (or die), so that siblings start in order, as in OTP."
   (let ((start (child-spec-start (child-spec child))))
+    (incf (child-starts child))
     (if (muproc-spec-p start)
         (sb-sys:without-interrupts
           (setf (child-muproc child)

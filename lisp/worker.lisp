@@ -25,8 +25,9 @@ leaves it when it ends, never in between, so a spawn doesn't touch it.")
   "The name of every worker thread (they are pool threads, not muprocs).")
 
 (defun log-unhandled (condition)
-  (muproc-log-errorstream "Unhandled ~a: ~a~%~a" (type-of condition)
-                          (report-text condition) (backtrace-text 40)))
+  (muproc-log-errorstream "Unhandled ~a: ~a~%~a~a" (type-of condition)
+                          (report-text condition) (backtrace-text 40)
+                          (crash-dossier *current-muproc*)))
 
 (defun call-ending-muproc-on-error (function)
   "Call FUNCTION; an unhandled error in it (unless the debugger is wanted)
@@ -182,7 +183,8 @@ in the caller, instead of ending the muproc before it runs a form."
           (invalid binding "a binding of a variable that may be bound to that value"))))))
 
 (defun muproc-spawn (name function arglist &key errorstream initial-bindings
-                                                inport-capacity link trap-exits)
+                                                inport-capacity link trap-exits
+                                                (dossier-size 5))
   "Start a new muproc named NAME that applies FUNCTION to ARGLIST, and
 return it at once.  When FUNCTION returns the muproc exits with :NORMAL;
 an unhandled error makes it exit with (:ERROR-IN-PROCESS . condition) after
@@ -199,11 +201,14 @@ TYPE-ERROR, before anything is started.
 INPORT-CAPACITY: bound its inport to that many messages (senders then get
 MUPROC-INPORT-FULL); NIL: unbounded.  LINK: link the new muproc to the
 caller before it runs.  TRAP-EXITS: the new muproc traps exits.
+DOSSIER-SIZE: how many of the messages it took last its crash log shows
+(see MUPROC-INFO); 0: none.
 Signals MUPROC-THREAD-LIMIT when no worker is free and the thread cap is
 reached; nothing is started then."
   (check-type name symbol)
   (check-type arglist list)
   (check-type inport-capacity (or null (integer 1 #xffffffff)))
+  (check-type dossier-size (integer 0 1000))
   (when (and link (not *current-muproc*))
     (error 'muproc-not-in-muproc :operation "MUPROC-SPAWN :LINK"))
   (when errorstream
@@ -221,7 +226,8 @@ reached; nothing is started then."
                             :arglist arglist
                             :errorstream (or errorstream *muproc-errorstream*
                                              *trace-output*)
-                            :initial-bindings initial-bindings))))
+                            :initial-bindings initial-bindings
+                            :recent dossier-size))))
       (note-spawned muproc)
       (when name
         (sb-ext:with-locked-hash-table (*muproc-names*)
@@ -238,5 +244,6 @@ reached; nothing is started then."
             (abandon-spawn muproc)
             (error 'muproc-runtime-error :code rc :operation "muproc_link"))))
       (start-worker muproc (and link *current-muproc*))
+      (when-traced (self) (trace-event self "spawn ~a" (muproc-label muproc)))
       muproc)))
 

@@ -61,7 +61,8 @@ number and name as printed, e.g. \"3 G601\"."
   (let* ((exiting-prefix "#<MUPROC ")
          (exiting-suffix " :RUNNING> exiting.")
          (report-prefix "PARENT -- #<MUPROC ")
-         (report-middle " :DEAD> terminated with reason (FINISHED-AFTER . ")
+         ;; A dead muproc prints its exit reason: " :DEAD (:FINISHED-AFTER . 0)>".
+         (report-middle "> terminated with reason (FINISHED-AFTER . ")
          (report-suffix ").")
          (middle (search report-middle line))
          (exiting-id (and (uiop:string-prefix-p exiting-prefix line)
@@ -72,7 +73,9 @@ number and name as printed, e.g. \"3 G601\"."
          (reported-id (and middle
                            (uiop:string-prefix-p report-prefix line)
                            (uiop:string-suffix-p line report-suffix)
-                           (printed-child-id (subseq line (length report-prefix) middle))))
+                           (let ((dead (search " :DEAD " line :end2 middle)))
+                             (and dead
+                                  (printed-child-id (subseq line (length report-prefix) dead))))))
          (period (and reported-id
                       (ignore-errors
                        (parse-integer line :start (+ middle (length report-middle))
@@ -108,7 +111,7 @@ line is the parent's.  Returns the periods in the order reported."
 (deftest example-links.parent-reports-every-child ()
   "(start-parent 3 2): each of three children prints \"#<MUPROC n Gk
 :RUNNING> exiting.\", then the parent reports it as \"PARENT -- #<MUPROC n
-Gk :DEAD> terminated with reason (FINISHED-AFTER . p).\" with p below 2;
+Gk :DEAD reason> terminated with reason (FINISHED-AFTER . p).\" with p below 2;
 the last line is \"PARENT -- terminating.\" and the parent exits :NORMAL."
   (multiple-value-bind (lines reason)
       (run-scenario (link-example-function "linking-and-trapping" :start-parent) 3 2)
@@ -185,13 +188,16 @@ after printing \";; (start-parent 3 2)\" and that transcript, then \";;
 ;;; process-supervision
 
 (defun supervisor-restart-line-p (line)
-  "True if LINE is \"SUPERVISOR-PARENT -- #<MUPROC n CHILD-ONE :DEAD>
-terminated.\"; then the child's number n."
-  (let ((prefix "SUPERVISOR-PARENT -- #<MUPROC ")
-        (suffix " CHILD-ONE :DEAD> terminated."))
-    (and (uiop:string-prefix-p prefix line)
+  "True if LINE is \"SUPERVISOR-PARENT -- #<MUPROC n CHILD-ONE :DEAD
+reason> terminated.\"; then the child's number n."
+  (let* ((prefix "SUPERVISOR-PARENT -- #<MUPROC ")
+         (infix " CHILD-ONE :DEAD ")
+         (suffix "> terminated.")
+         (dead (search infix line)))
+    (and dead
+         (uiop:string-prefix-p prefix line)
          (uiop:string-suffix-p line suffix)
-         (let ((number (subseq line (length prefix) (- (length line) (length suffix)))))
+         (let ((number (subseq line (length prefix) dead)))
            (and (plusp (length number))
                 (every (lambda (c) (or (digit-char-p c) (char= c #\.))) number)
                 number)))))
