@@ -177,17 +177,25 @@ int muproc_proc_exit(muproc_pid_t pid, int type, uint64_t value) {
   if (!p)
     return MUPROC_ESRCH;
   pthread_mutex_lock(&p->lock);
+  /* A compare-and-swap: muproc_proc_start moves CREATED to RUNNING
+   * without the lock, and a start that wins must make this an exit of a
+   * running process (refused unless it is our own), never one that
+   * started anyway. */
   uint64_t stamp = atomic_load(&p->stamp);
-  int state = STAMP_STATE(stamp);
-  if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING) {
-    pthread_mutex_unlock(&p->lock);
-    return MUPROC_ESRCH;
+  for (;;) {
+    int state = STAMP_STATE(stamp);
+    if (state != MUPROC_S_CREATED && state != MUPROC_S_RUNNING) {
+      pthread_mutex_unlock(&p->lock);
+      return MUPROC_ESRCH;
+    }
+    if (state == MUPROC_S_RUNNING && muproc_tls_self != pid) {
+      pthread_mutex_unlock(&p->lock);
+      return MUPROC_EPERM;
+    }
+    if (atomic_compare_exchange_strong(
+            &p->stamp, &stamp, STAMP(STAMP_SERIAL(stamp), MUPROC_S_EXITED)))
+      break;
   }
-  if (state == MUPROC_S_RUNNING && muproc_tls_self != pid) {
-    pthread_mutex_unlock(&p->lock);
-    return MUPROC_EPERM;
-  }
-  atomic_store(&p->stamp, STAMP(STAMP_SERIAL(stamp), MUPROC_S_EXITED));
   /* From here no sender starts a push; wait out the ones in progress so
    * that "exited" really means "no message will land anymore". */
   while (atomic_load(&p->mbox.inflight) != 0)
