@@ -20,7 +20,7 @@ can't be an atom (empty, or longer than 255 bytes)."
   (let ((octets (sb-ext:string-to-octets string :external-format :utf-8)))
     (unless (or (zerop (length octets)) (> (length octets) 255))
       (cffi:with-pointer-to-vector-data (ptr octets)
-        (muproc.ffi:check (muproc.ffi:%atom ptr (length octets)) "muproc_atom")))))
+        (muproc.ffi:%atom ptr (length octets))))))
 
 ;;; Keyword -> atom is on the send path of every message, so the id is
 ;;; cached on the keyword itself: a lock-free plist read.  The runtime's

@@ -289,7 +289,7 @@ Runs without interrupts: nothing may stop an exit half-way."
         ;; free from the same moment (NAMED-MUPROC skips a muproc libmuproc
         ;; has seen exit), so whoever hears of the exit, or sees the name
         ;; free, may respawn it and register the same ports.
-        (muproc.ffi:check (muproc.ffi:%proc-exit pid type value) "muproc_proc_exit")
+        (muproc.ffi:%proc-exit pid type value)
         (when name
           (sb-ext:with-locked-hash-table (*muproc-names*)
             (when (eq (gethash name *muproc-names*) muproc)
@@ -300,7 +300,7 @@ Runs without interrupts: nothing may stop an exit half-way."
         ;; libmuproc cancelled the timers it made and those aimed at it.
         (reap-dropped-timer-messages)
         (note-finished muproc)
-        (muproc.ffi:check (muproc.ffi:%proc-release pid) "muproc_proc_release")
+        (muproc.ffi:%proc-release pid)
         (when handle (forget-handle handle))
         ;; Last: whoever waits for this exit finds everything cleaned up.
         (sb-thread:with-mutex (*exit-lock*)

@@ -109,27 +109,39 @@ at 32.")
 (defconstant +stat-monitors+ 9)
 (defconstant +stat-key-indexes+ 10)
 
-(defmacro check (form operation)
-  "Evaluate FORM, a call returning a libmuproc code; signal
-MUPROC-RUNTIME-ERROR naming OPERATION if it is negative, else return it."
-  (let ((rc (gensym "RC")))
-    `(let ((,rc ,form))
-       (if (minusp ,rc)
-           (error 'muproc:muproc-runtime-error :code ,rc :operation ,operation)
-           ,rc))))
+(defun call-failed (code c-name)
+  (error 'muproc:muproc-runtime-error :code code :operation c-name))
 
-(defmacro defcall (lisp-name c-name return-type &rest args)
-  "Define LISP-NAME as an inline call of C-NAME made with Lisp interrupts
-deferred.  SBCL runs an interrupt even in a thread that is inside foreign
-code; one that unwound (an exit, a timeout) would leave the C call half
-done, a C lock held.  Deferred, it runs as soon as the call returns."
-  (let ((raw (intern (format nil "%~a" (symbol-name lisp-name)) :muproc.ffi))
-        (params (mapcar #'first args)))
-    `(progn
-       (declaim (inline ,raw ,lisp-name))
-       (cffi:defcfun (,c-name ,raw) ,return-type ,@args)
-       (defun ,lisp-name ,params
-         (sb-sys:without-interrupts (,raw ,@params))))))
+(defmacro defcall (name c-name return-type &rest args)
+  "Define a binding of the C function C-NAME, called with Lisp interrupts
+deferred: SBCL runs an interrupt even in a thread that is inside foreign
+code, and one that unwound (an exit, a timeout) would leave the C call
+half done, a C lock held; deferred, it runs as soon as the call returns.
+NAME is the Lisp name, or (NAME :ALLOW CODES), or (NAME :VALUE T).  The
+error policy is the binding's: a negative result of an :INT or :INT64
+function (a MUPROC_E* code) signals MUPROC-RUNTIME-ERROR naming C-NAME,
+unless it is one of CODES (names of the constants above), which are
+returned for the caller to handle.  :VALUE T marks a function whose
+result is data (a message's integer, say), never a code.  Other results
+are returned as they are."
+  (destructuring-bind (lisp-name &key allow value) (if (consp name) name (list name))
+    (let* ((raw (intern (format nil "%~a" (symbol-name lisp-name)) :muproc.ffi))
+           (params (mapcar #'first args))
+           (checked (and (member return-type '(:int :int64)) (not value)))
+           (call `(sb-sys:without-interrupts (,raw ,@params))))
+      `(progn
+         (declaim (inline ,raw ,lisp-name))
+         (cffi:defcfun (,c-name ,raw) ,return-type ,@args)
+         (defun ,lisp-name ,params
+           ,(if checked
+                (let ((rc (gensym "RC")))
+                  `(let ((,rc ,call))
+                     (if (and (minusp ,rc)
+                              (not (or ,@(loop for code in allow
+                                               collect `(= ,rc ,code)))))
+                         (call-failed ,rc ,c-name)
+                         ,rc)))
+                call))))))
 
 (defcall %version "muproc_version" :unsigned-int)
 (defcall %version-string "muproc_version_string" :string)
@@ -167,14 +179,14 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %msg-size "muproc_msg_size" :uint32 (msg :pointer))
 (defcall %msg-key "muproc_msg_key" :uint32 (msg :pointer) (i :uint32))
 (defcall %msg-type "muproc_msg_type" :int (msg :pointer) (i :uint32))
-(defcall %msg-int "muproc_msg_int" :int64 (msg :pointer) (i :uint32))
+(defcall (%msg-int :value t) "muproc_msg_int" :int64 (msg :pointer) (i :uint32))
 (defcall %msg-double "muproc_msg_double" :double (msg :pointer) (i :uint32))
 (defcall %msg-atom "muproc_msg_atom" :uint32 (msg :pointer) (i :uint32))
 (defcall %msg-bytes "muproc_msg_bytes" :pointer (msg :pointer) (i :uint32) (len :pointer))
 (defcall %msg-pid "muproc_msg_pid" :uint64 (msg :pointer) (i :uint32))
 (defcall %msg-ref "muproc_msg_ref" :uint64 (msg :pointer) (i :uint32))
 (defcall %msg-handle "muproc_msg_handle" :uint64 (msg :pointer) (i :uint32))
-(defcall %msg-find "muproc_msg_find" :int (msg :pointer) (key :uint32))
+(defcall (%msg-find :allow (+enoent+)) "muproc_msg_find" :int (msg :pointer) (key :uint32))
 (defcall %msg-sender "muproc_msg_sender" :uint64 (msg :pointer))
 (defcall %msg-kind "muproc_msg_kind" :int (msg :pointer))
 (defcall %msg-view "muproc_msg_view" :int (msg :pointer) (view :pointer))
@@ -188,57 +200,57 @@ done, a C lock held.  Deferred, it runs as soon as the call returns."
 (defcall %self "muproc_self" :uint64)
 (defcall %proc-state "muproc_proc_state" :int (pid :uint64))
 (defcall %proc-name "muproc_proc_name" :uint32 (pid :uint64))
-(defcall %proc-kind "muproc_proc_kind" :int (pid :uint64))
-(defcall %proc-exit-reason "muproc_proc_exit_reason" :int (pid :uint64) (type :pointer) (value :pointer))
+(defcall (%proc-kind :allow (+esrch+)) "muproc_proc_kind" :int (pid :uint64))
+(defcall (%proc-exit-reason :allow (+esrch+)) "muproc_proc_exit_reason" :int (pid :uint64) (type :pointer) (value :pointer))
 (defcall %proc-list "muproc_proc_list" :int64 (buf :pointer) (cap :size))
 
-(defcall %register "muproc_register" :int (name :uint32) (pid :uint64))
-(defcall %unregister "muproc_unregister" :int (name :uint32))
-(defcall %whereis "muproc_whereis" :int (name :uint32) (out :pointer))
-(defcall %registered-names "muproc_registered_names" :int64 (pid :uint64) (buf :pointer) (cap :size))
+(defcall (%register :allow (+eexist+ +esrch+)) "muproc_register" :int (name :uint32) (pid :uint64))
+(defcall (%unregister :allow (+enoent+)) "muproc_unregister" :int (name :uint32))
+(defcall (%whereis :allow (+enoent+)) "muproc_whereis" :int (name :uint32) (out :pointer))
+(defcall (%registered-names :allow (+esrch+)) "muproc_registered_names" :int64 (pid :uint64) (buf :pointer) (cap :size))
 
-(defcall %send "muproc_send" :int (to :uint64) (msg :pointer))
-(defcall %signal-send "muproc_signal_send" :int (to :uint64) (kind :int) (msg :pointer))
-(defcall %recv "muproc_recv" :int (self :uint64) (after :pointer) (filter :pointer) (deadline :int64) (out :pointer))
-(defcall %recv-signal "muproc_recv_signal" :int (self :uint64) (deadline :int64) (out :pointer))
+(defcall (%send :allow (+esrch+ +efull+)) "muproc_send" :int (to :uint64) (msg :pointer))
+(defcall (%signal-send :allow (+esrch+)) "muproc_signal_send" :int (to :uint64) (kind :int) (msg :pointer))
+(defcall (%recv :allow (+etimedout+)) "muproc_recv" :int (self :uint64) (after :pointer) (filter :pointer) (deadline :int64) (out :pointer))
+(defcall (%recv-signal :allow (+etimedout+)) "muproc_recv_signal" :int (self :uint64) (deadline :int64) (out :pointer))
 (defcall %recv-take "muproc_recv_take" :int (self :uint64) (msg :pointer))
-(defcall %recv-next "muproc_recv_next" :int
+(defcall (%recv-next :allow (+etimedout+)) "muproc_recv_next" :int
   (self :uint64) (flags :int) (filter :pointer) (deadline :int64) (out :pointer)
   (view :pointer) (set :pointer))
-(defcall %recv-take-mark "muproc_recv_take_mark" :int (self :uint64) (out :pointer))
+(defcall (%recv-take-mark :allow (+estate+)) "muproc_recv_take_mark" :int (self :uint64) (out :pointer))
 (defcall %poke-request "muproc_poke_request" :void (pid :uint64))
-(defcall %mbox-count "muproc_mbox_count" :int64 (pid :uint64))
-(defcall %mbox-signal-count "muproc_mbox_signal_count" :int64 (pid :uint64))
-(defcall %mbox-capacity "muproc_mbox_capacity" :int64 (pid :uint64))
-(defcall %mbox-totals "muproc_mbox_totals" :int
+(defcall (%mbox-count :allow (+esrch+)) "muproc_mbox_count" :int64 (pid :uint64))
+(defcall (%mbox-signal-count :allow (+esrch+)) "muproc_mbox_signal_count" :int64 (pid :uint64))
+(defcall (%mbox-capacity :allow (+esrch+)) "muproc_mbox_capacity" :int64 (pid :uint64))
+(defcall (%mbox-totals :allow (+esrch+)) "muproc_mbox_totals" :int
   (pid :uint64) (arrived :pointer) (taken :pointer) (sent :pointer))
-(defcall %mbox-peek "muproc_mbox_peek" :int (self :uint64) (index :uint64) (view :pointer))
-(defcall %proc-cpu-ns "muproc_proc_cpu_ns" :int64 (pid :uint64))
+(defcall (%mbox-peek :allow (+esrch+ +enoent+ +eperm+)) "muproc_mbox_peek" :int (self :uint64) (index :uint64) (view :pointer))
+(defcall (%proc-cpu-ns :allow (+esrch+ +estate+)) "muproc_proc_cpu_ns" :int64 (pid :uint64))
 
-(defcall %link "muproc_link" :int (a :uint64) (b :uint64))
+(defcall (%link :allow (+esrch+)) "muproc_link" :int (a :uint64) (b :uint64))
 (defcall %unlink "muproc_unlink" :int (a :uint64) (b :uint64))
-(defcall %links "muproc_links" :int64 (pid :uint64) (buf :pointer) (cap :size))
+(defcall (%links :allow (+esrch+)) "muproc_links" :int64 (pid :uint64) (buf :pointer) (cap :size))
 (defcall %monitor "muproc_monitor" :int (watcher :uint64) (target :uint64) (out :pointer))
-(defcall %demonitor "muproc_demonitor" :int (watcher :uint64) (ref :uint64))
-(defcall %monitors "muproc_monitors" :int64 (pid :uint64) (watchers :int) (buf :pointer) (cap :size))
-(defcall %send-exit "muproc_send_exit" :int (to :uint64) (type :int) (value :uint64))
+(defcall (%demonitor :allow (+enoent+)) "muproc_demonitor" :int (watcher :uint64) (ref :uint64))
+(defcall (%monitors :allow (+esrch+)) "muproc_monitors" :int64 (pid :uint64) (watchers :int) (buf :pointer) (cap :size))
+(defcall (%send-exit :allow (+esrch+)) "muproc_send_exit" :int (to :uint64) (type :int) (value :uint64))
 (defcall %set-trap-exits "muproc_proc_set_trap_exits" :int (pid :uint64) (on :int))
-(defcall %trap-exits "muproc_proc_trap_exits" :int (pid :uint64))
+(defcall (%trap-exits :allow (+esrch+)) "muproc_proc_trap_exits" :int (pid :uint64))
 (defcall %poke-stop "muproc_poke_stop" :void)
 (defcall %alias-add "muproc_alias_add" :int (self :uint64) (out :pointer))
 (defcall %alias-add-reply "muproc_alias_add_reply" :int (self :uint64) (out :pointer))
-(defcall %alias-remove "muproc_alias_remove" :int (self :uint64) (alias :uint64))
-(defcall %send-alias "muproc_send_alias" :int (to :uint64) (alias :uint64) (msg :pointer))
-(defcall %poke-wait "muproc_poke_wait" :int64 (deadline :int64) (buf :pointer) (cap :size))
+(defcall (%alias-remove :allow (+enoent+ +esrch+)) "muproc_alias_remove" :int (self :uint64) (alias :uint64))
+(defcall (%send-alias :allow (+esrch+ +enoent+)) "muproc_send_alias" :int (to :uint64) (alias :uint64) (msg :pointer))
+(defcall (%poke-wait :allow (+eshutdown+ +etimedout+)) "muproc_poke_wait" :int64 (deadline :int64) (buf :pointer) (cap :size))
 
-(defcall %timer-send-after "muproc_timer_send_after" :int (to :uint64) (when :int64) (msg :pointer) (out :pointer))
-(defcall %timer-signal "muproc_timer_signal" :int (to :uint64) (when :int64) (repeat :int64) (payload :pointer) (out :pointer))
-(defcall %timer-cancel "muproc_timer_cancel" :int (id :uint64))
+(defcall (%timer-send-after :allow (+esrch+)) "muproc_timer_send_after" :int (to :uint64) (when :int64) (msg :pointer) (out :pointer))
+(defcall (%timer-signal :allow (+esrch+)) "muproc_timer_signal" :int (to :uint64) (when :int64) (repeat :int64) (payload :pointer) (out :pointer))
+(defcall (%timer-cancel :allow (+enoent+)) "muproc_timer_cancel" :int (id :uint64))
 (defcall %timer-reap "muproc_timer_reap" :pointer)
 
-(defcall %worker-offer "muproc_worker_offer" :int (pid :uint64))
+(defcall (%worker-offer :allow (+ethreads+)) "muproc_worker_offer" :int (pid :uint64))
 (defcall %worker-unreserve "muproc_worker_unreserve" :void)
-(defcall %worker-park "muproc_worker_park" :int (deadline :int64) (out :pointer))
+(defcall (%worker-park :allow (+etimedout+ +eshutdown+)) "muproc_worker_park" :int (deadline :int64) (out :pointer))
 (defcall %worker-exit "muproc_worker_exit" :void)
 (defcall %worker-trim "muproc_worker_trim" :int64 (keep :uint32))
 

@@ -58,7 +58,7 @@
 (defun new-standalone-handle (object)
   "A handle for OBJECT with one reference owned by the caller."
   (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%handle-new out) "muproc_handle_new")
+    (muproc.ffi:%handle-new out)
     (let ((handle (cffi:mem-ref out :uint64)))
       (store-handle handle object)
       handle)))

@@ -15,8 +15,7 @@
   "A fresh reply alias of MUPROC (a tag): one message sent through it with
 SEND-THROUGH-ALIAS reaches MUPROC, and closes it."
   (cffi:with-foreign-object (out :uint64)
-    (muproc.ffi:check (muproc.ffi:%alias-add-reply (%muproc-pid muproc) out)
-                      "muproc_alias_add_reply")
+    (muproc.ffi:%alias-add-reply (%muproc-pid muproc) out)
     (%make-tag (cffi:mem-ref out :uint64))))
 
 (defun close-reply-alias (muproc alias)

@@ -19,14 +19,15 @@ given as for MUPROC-KILL.  Returns T."
                   (find-muproc-or-lose muproc2 "MUPROC-LINK"))
           (values (current-muproc-or-lose "MUPROC-LINK")
                   (find-muproc-or-lose muproc1 "MUPROC-LINK")))
-    (let ((rc (muproc.ffi:%link (%muproc-pid a) (%muproc-pid b))))
-      (cond ((zerop rc)
-             (trace-pair-event "link" a b)
-             t)
-            ((= rc muproc.ffi:+esrch+)
-             (signal 'muproc-send-to-terminated-muproc-condition :muproc a)
-             nil)
-            (t (error 'muproc-runtime-error :code rc :operation "muproc_link"))))))
+    (if (eq a b)
+        t                               ; as Erlang's link(self()): nothing to do
+        (let ((rc (muproc.ffi:%link (%muproc-pid a) (%muproc-pid b))))
+          (cond ((zerop rc)
+                 (trace-pair-event "link" a b)
+                 t)
+                (t                      ; +ESRCH+: A is gone
+                 (signal 'muproc-send-to-terminated-muproc-condition :muproc a)
+                 nil))))))
 
 (defun muproc-unlink (muproc1 &optional muproc2)
   "Remove the link between MUPROC1 and MUPROC2 (or the current muproc and
@@ -38,8 +39,9 @@ be given as for MUPROC-KILL.  Returns T."
                   (find-muproc-or-lose muproc2 "MUPROC-UNLINK"))
           (values (current-muproc-or-lose "MUPROC-UNLINK")
                   (find-muproc-or-lose muproc1 "MUPROC-UNLINK")))
-    (muproc.ffi:%unlink (%muproc-pid a) (%muproc-pid b))
-    (trace-pair-event "unlink" a b)
+    (unless (eq a b)                    ; a muproc is never linked to itself
+      (muproc.ffi:%unlink (%muproc-pid a) (%muproc-pid b))
+      (trace-pair-event "unlink" a b))
     t))
 
 (defun muproc-links (&optional (muproc (muproc-current-process)))
@@ -63,8 +65,7 @@ MUPROC may be given as for MUPROC-KILL."
   (let ((self (current-muproc-or-lose "MUPROC-MONITOR"))
         (muproc (find-muproc-or-lose muproc "MUPROC-MONITOR")))
     (cffi:with-foreign-object (out :uint64)
-      (muproc.ffi:check (muproc.ffi:%monitor (%muproc-pid self) (%muproc-pid muproc) out)
-                        "muproc_monitor")
+      (muproc.ffi:%monitor (%muproc-pid self) (%muproc-pid muproc) out)
       (trace-pair-event "monitor" self muproc)
       (%make-tag (cffi:mem-ref out :uint64)))))
 
@@ -89,8 +90,7 @@ traps the exit signals already sent but not yet acted on.  MUPROC-KILL is
 never trapped.  Returns the previous setting."
   (unless muproc
     (error 'muproc-not-in-muproc :operation "MUPROC-SET-TRAP-EXITS"))
-  (plusp (muproc.ffi:check (muproc.ffi:%set-trap-exits (%muproc-pid muproc) (if flag 1 0))
-                           "muproc_proc_set_trap_exits")))
+  (plusp (muproc.ffi:%set-trap-exits (%muproc-pid muproc) (if flag 1 0))))
 
 (defun muproc-trap-exits-p (&optional (muproc (muproc-current-process)))
   "True if MUPROC (default: the current one) traps exits."

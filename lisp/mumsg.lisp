@@ -238,12 +238,10 @@ caller.  LISP-RECEIVER-P chooses by-reference values."
     (with-pair-buffer (pairs npairs)
       (let* ((bytes (fill-pairs pairs plist lisp-receiver-p destination))
              (msg (cffi:with-foreign-object (out :pointer)
-                    (muproc.ffi:check
-                     (if bytes
-                         (cffi:with-pointer-to-vector-data (ptr bytes)
-                           (muproc.ffi:%msg-new-pairs pairs npairs ptr (length bytes) out))
-                         (muproc.ffi:%msg-new-pairs pairs npairs (cffi:null-pointer) 0 out))
-                     "muproc_msg_new_pairs")
+                    (if bytes
+                        (cffi:with-pointer-to-vector-data (ptr bytes)
+                          (muproc.ffi:%msg-new-pairs pairs npairs ptr (length bytes) out))
+                        (muproc.ffi:%msg-new-pairs pairs npairs (cffi:null-pointer) 0 out))
                     (cffi:mem-ref out :pointer)))
              (done nil))
         (unwind-protect

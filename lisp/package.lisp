@@ -5,7 +5,7 @@
   (:documentation "Raw CFFI bindings to libmuproc and the loading of the
 library.  Internal: thin and boring by design; policy lives in MUPROC.")
   (:export #:load-library #:library-directories
-           #:check #:+ok+ #:+signalled+ #:+worker-needed+
+           #:+ok+ #:+signalled+ #:+worker-needed+
            #:+taken+ #:+recv-restart+ #:+recv-take+ #:+filter-final+
            #:+forever+ #:+nowait+
            ;; error codes

@@ -63,7 +63,9 @@ it to libmuproc's timer thread for TIMER, which owns it from then on."
                                                    deadline repeat-ns msg out))))
             (unless (zerop rc) (free-message msg))
             (values rc handles)))
-      (muproc.ffi:check rc "arming a timer")
+      (when (= rc muproc.ffi:+esrch+)
+        ;; The destination exited since it was looked up.
+        (return-from arm-timer (send-to-terminated destination send-after-pid)))
       (setf (muproc-timer-id timer) (cffi:mem-ref out :uint64)
             (muproc-timer-handles timer) handles)
       ;; Those a long-lived muproc's timers dropped wait for no exit.

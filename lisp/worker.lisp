@@ -49,7 +49,7 @@ mistake of the user's can escape to the worker, which would end the
 image."
   (let ((pid (%muproc-pid muproc))
         (bindings (%muproc-initial-bindings muproc)))
-    (muproc.ffi:check (muproc.ffi:%proc-start pid) "muproc_proc_start")
+    (muproc.ffi:%proc-start pid)
     (setf (%muproc-thread muproc) sb-thread:*current-thread*)
     (sb-thread:barrier (:write))
     (finish-muproc
@@ -217,9 +217,7 @@ reached; nothing is started then."
   (let ((function (if (functionp function) function (fdefinition function))))
     (let ((muproc
             (cffi:with-foreign-object (out :uint64)
-              (muproc.ffi:check (muproc.ffi:%proc-create 0 muproc.ffi:+kind-lisp+
-                                                         (or inport-capacity 0) out)
-                                "muproc_proc_create")
+              (muproc.ffi:%proc-create 0 muproc.ffi:+kind-lisp+ (or inport-capacity 0) out)
               (%make-muproc :pid (cffi:mem-ref out :uint64)
                             :name name
                             :function function

@@ -136,3 +136,29 @@ exits, are killed, fail, and use timers."
                            lines :test #'string=)
                    "the restarted image said:~%~{~a~%~}" lines))))
       (uiop:delete-directory-tree dir :validate t :if-does-not-exist :ignore))))
+
+(deftest library.bindings-carry-their-error-policy ()
+  "A libmuproc binding signals MUPROC-RUNTIME-ERROR naming the C function
+for a code it does not allow, and returns the codes it does: no caller
+can ignore a failure by mistake."
+  (let ((c (handler-case (progn (muproc.ffi:%proc-start #xffffff) nil)
+             (muproc-runtime-error (c) c))))
+    (is (typep c 'muproc-runtime-error))
+    (when c
+      (is (search "muproc_proc_start" (princ-to-string c)))
+      (is (= muproc.ffi:+esrch+ (muproc-error-code c)))))
+  (is (= muproc.ffi:+esrch+ (muproc.ffi:%proc-kind #xffffff)))
+  ;; A message's integer is data, never a code.
+  (let ((msg (muproc.ffi:%msg-new 1 0)))
+    (unwind-protect
+         (progn (muproc.ffi:%msg-put-int msg (muproc::keyword-atom :n) -5)
+                (is (= -5 (muproc.ffi:%msg-int msg 0))))
+      (muproc.ffi:%msg-free msg))))
+
+(deftest library.linking-to-oneself-does-nothing ()
+  "As Erlang's link(self()) and unlink(self()): true, and no link."
+  (is (equal '(t t nil)
+             (muproc ()
+               (list (muproc-link (muproc-current-process))
+                     (muproc-unlink (muproc-current-process))
+                     (muproc-links))))))

@@ -185,10 +185,9 @@ PAIR-TERM lists and its plist as the Lisp decoder reads it."
            (sb-thread:make-thread
             (lambda ()
               (cffi:with-foreign-objects ((out :uint64) (m :pointer))
-                (muproc.ffi:check (muproc.ffi:%proc-create 0 muproc.ffi:+kind-c+ 0 out)
-                                  "muproc_proc_create")
+                (muproc.ffi:%proc-create 0 muproc.ffi:+kind-c+ 0 out)
                 (setf pid (cffi:mem-ref out :uint64))
-                (muproc.ffi:check (muproc.ffi:%proc-start pid) "muproc_proc_start")
+                (muproc.ffi:%proc-start pid)
                 (sb-thread:signal-semaphore ready)
                 (when (zerop (muproc.ffi:%recv pid (cffi:null-pointer) (cffi:null-pointer)
                                                (+ (muproc.ffi:%now-ns) 10000000000) m))
